@@ -14,6 +14,7 @@ use bytes::Bytes;
 pub mod aws;
 pub mod conformance;
 pub mod counting;
+pub mod faulty;
 pub mod memory;
 pub mod prefix;
 

@@ -1,0 +1,253 @@
+//! Consolidating one record, exactly once, under its lease.
+//!
+//! 1. Take the record's lock (a lease, renewed by a heartbeat task).
+//! 2. Read the checkpoint; an *intent* left by a holder that died is rolled
+//!    forward first.
+//! 3. List the record's pending entries (one LIST per 1000), keep those the
+//!    window admits, reduce them onto the record's current value.
+//! 4. Write the intent (CAS), write the record, mark the transactions
+//!    applied, delete their entries, write the clean checkpoint (CAS).
+//!
+//! A crash anywhere leaves either nothing (before the intent) or an intent
+//! whose roll-forward is idempotent: it writes an absolute value, never a delta.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::checkpoint::{self, Checkpoint, Stored};
+use crate::codec::transaction as txcodec;
+use crate::config::LateArrival;
+use crate::engine::Field;
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Event, RecordValue};
+use crate::keys::PendingEntry;
+use crate::lease::{self, LeaseGuard};
+use crate::lock::Acquired;
+use crate::reducer::{default_reduce, reducer_inputs};
+use crate::store::Condition;
+use crate::txn::Transaction;
+
+/// Transactions folded per intent: bounds memory and the intent's size.
+const CHUNK: usize = 1000;
+/// Parallel object writes when marking transactions applied.
+const MARK_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The record's value after this consolidation (or as read, when skipped).
+    pub value: f64,
+    /// Transactions this call applied.
+    pub applied: usize,
+    /// Another process held the lock and the policy said not to wait.
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Wait for the holder (bounded by its lease) and then consolidate.
+    Wait,
+    /// Return the current value, marked skipped.
+    Skip,
+}
+
+pub(crate) async fn consolidate_record(field: &Arc<Field>, id: &str, policy: WaitPolicy) -> Result<Outcome> {
+    let ctx = &field.ctx;
+    let key = field.keys.consolidation_lock(id);
+    let terms = lease::terms(&ctx.options);
+    let mut backoff = Duration::from_millis(50);
+    let lease = loop {
+        match crate::lock::try_acquire(&*ctx.store, &*ctx.clock, &key, &ctx.holder, terms).await? {
+            Acquired::Yes(lease) => break lease,
+            Acquired::HeldBy { holder, expires_at } => {
+                ctx.events.emit(Event::LockHeld {
+                    resource: field.resource().into(),
+                    field: field.name().into(),
+                    id: id.into(),
+                    holder,
+                });
+                if policy == WaitPolicy::Skip {
+                    let value = ctx.host.read(field.resource(), field.name(), id).await?.or_zero();
+                    return Ok(Outcome { value, applied: 0, skipped: true });
+                }
+                let until_expiry = (expires_at - ctx.clock.now_ms()).max(0) as u64;
+                tokio::time::sleep(backoff.min(Duration::from_millis(until_expiry.max(20)))).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    };
+    let guard = LeaseGuard::start(Arc::clone(&ctx.store), Arc::clone(&ctx.clock), lease, terms, ctx.options.lock_heartbeat);
+    let result = run_locked(field, id, &guard).await;
+    guard.release().await;
+    result
+}
+
+async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outcome> {
+    let ctx = &field.ctx;
+    let ck_key = field.keys.checkpoint_key(id);
+    let mut stored = checkpoint::load(&*ctx.store, &ck_key).await?;
+    let mut applied = 0;
+    let mut last_value = None;
+    if let Some(s) = stored.as_ref().filter(|s| s.checkpoint.is_intent()).cloned() {
+        let entries = s.checkpoint.intent.iter().filter_map(|e| PendingEntry::decode(id, e)).collect::<Vec<_>>();
+        let txns = resolve(field, &entries).await?;
+        guard.check()?;
+        ctx.host.write(field.resource(), field.name(), id, s.checkpoint.value).await?;
+        stored = Some(finish(field, id, &txns, &entries, s.checkpoint.value, Some(&s), guard).await?);
+        last_value = Some(s.checkpoint.value);
+    }
+    let mut cursor: Option<String> = None;
+    loop {
+        let (entries, next) = next_chunk(field, id, &mut cursor).await?;
+        if entries.is_empty() {
+            break;
+        }
+        let txns = resolve(field, &entries).await?;
+        // Keyed retries re-check their object: an already applied one only loses its entry.
+        let (done, todo): (Vec<_>, Vec<_>) = entries.into_iter().zip(txns).partition(|(_, t)| t.applied);
+        let (stale, _): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+        delete_entries(field, &stale).await?;
+        let (entries, txns): (Vec<_>, Vec<_>) = todo.into_iter().unzip();
+        if !txns.is_empty() {
+            let current = ctx.host.read(field.resource(), field.name(), id).await?;
+            let value = reduce(field, id, current, &txns).await?;
+            guard.check()?;
+            let intent = Checkpoint {
+                value,
+                intent: entries.iter().map(PendingEntry::encode).collect(),
+                token: guard.token(),
+                seq: stored.as_ref().map_or(0, |s| s.checkpoint.seq) + 1,
+                at: ctx.clock.now_ms(),
+            };
+            let written = checkpoint::save(&*ctx.store, &ck_key, stored.as_ref(), intent).await?;
+            guard.check()?;
+            ctx.host.write(field.resource(), field.name(), id, value).await?;
+            stored = Some(finish(field, id, &txns, &entries, value, Some(&written), guard).await?);
+            applied += txns.len();
+            last_value = Some(value);
+            ctx.events.emit(Event::RecordConsolidated {
+                resource: field.resource().into(),
+                field: field.name().into(),
+                id: id.into(),
+                value,
+                applied: txns.len(),
+            });
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    let value = match last_value {
+        Some(v) => v,
+        None => ctx.host.read(field.resource(), field.name(), id).await?.or_zero(),
+    };
+    Ok(Outcome { value, applied, skipped: false })
+}
+
+/// Up to `CHUNK` pending entries the window admits, deduplicated by transaction id.
+async fn next_chunk(field: &Field, id: &str, cursor: &mut Option<String>) -> Result<(Vec<PendingEntry>, Option<String>)> {
+    let ctx = &field.ctx;
+    let prefix = field.keys.pending_prefix(id);
+    let process_late = ctx.options.late_arrival == LateArrival::Process;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    loop {
+        let page = ctx.store.list(&prefix, cursor.as_deref(), CHUNK).await.map_err(|e| Error::from(e).context("listing pending transactions"))?;
+        for key in &page.keys {
+            let Some(entry) = key.strip_prefix(&prefix).and_then(|e| PendingEntry::decode(id, e)) else {
+                continue; // not ours: leave it
+            };
+            if !process_late && field.hours_late(entry.timestamp_ms).is_some() {
+                continue;
+            }
+            if seen.insert(entry.id.clone()) {
+                out.push(entry);
+            }
+        }
+        *cursor = page.next.clone();
+        if out.len() >= CHUNK || page.next.is_none() {
+            return Ok((out, page.next));
+        }
+    }
+}
+
+/// The transactions behind entries; reads the object where the key cannot tell
+/// (a long source, or a keyed retry that must be re-checked).
+async fn resolve(field: &Field, entries: &[PendingEntry]) -> Result<Vec<Transaction>> {
+    // Collected first: a lazily mapped iterator makes the future !Send (rust-lang/rust#102211).
+    let reads: Vec<_> = entries.iter().map(|e| async move {
+        let from_key = e.to_transaction(field.name(), false);
+        match from_key {
+            Some(t) if !e.recheck => Ok(t),
+            _ => {
+                let key = field.schema.data_key(&e.id);
+                match field.ctx.store.get(&key).await.map_err(Error::from)? {
+                    Some(obj) => txcodec::decode(&field.schema, &e.id, &obj),
+                    None => from_key.ok_or_else(|| Error::storage(format!("transaction {} has a pending entry but no object", e.id))),
+                }
+            }
+        }
+    }).collect();
+    stream::iter(reads).buffered(MARK_CONCURRENCY).try_collect().await
+}
+
+async fn reduce(field: &Field, id: &str, current: RecordValue, txns: &[Transaction]) -> Result<f64> {
+    let value = match &field.ctx.reducer {
+        None => default_reduce(current, txns),
+        Some(r) => r
+            .reduce(field.resource(), field.name(), reducer_inputs(id, field.name(), current, txns))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Reducer, format!("reducer failed for {}.{} record {id}: {e}", field.resource(), field.name())))?,
+    };
+    if !value.is_finite() {
+        return Err(Error::new(
+            ErrorKind::Reducer,
+            format!("reducer returned {value} for {}.{} record {id}; it must return a finite number (nothing was written)", field.resource(), field.name()),
+        ));
+    }
+    Ok(value)
+}
+
+/// After the record holds `value`: mark the transactions applied, delete
+/// their entries, and leave a clean checkpoint.
+async fn finish(
+    field: &Field,
+    id: &str,
+    txns: &[Transaction],
+    entries: &[PendingEntry],
+    value: f64,
+    current: Option<&Stored>,
+    guard: &LeaseGuard,
+) -> Result<Stored> {
+    let ctx = &field.ctx;
+    let marks: Vec<_> = txns.iter().map(|t| async move {
+        let mut obj = txcodec::encode(&field.schema, &Transaction { applied: true, ..t.clone() })?;
+        obj.condition = Condition::None;
+        ctx.store
+            .put(&field.schema.data_key(&t.id), obj)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from(e).context(format!("marking transaction {} applied", t.id)))
+    }).collect();
+    stream::iter(marks).buffer_unordered(MARK_CONCURRENCY).try_collect::<Vec<()>>().await?;
+    delete_entries(field, entries).await?;
+    let clean = Checkpoint {
+        value,
+        intent: Vec::new(),
+        token: guard.token(),
+        seq: current.map_or(0, |s| s.checkpoint.seq) + 1,
+        at: ctx.clock.now_ms(),
+    };
+    checkpoint::save(&*ctx.store, &field.keys.checkpoint_key(id), current, clean).await
+}
+
+async fn delete_entries(field: &Field, entries: &[PendingEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = entries.iter().map(|e| field.keys.pending_key(e)).collect();
+    field.ctx.store.delete_many(&keys).await.map_err(|e| Error::from(e).context("deleting pending entries"))
+}
+

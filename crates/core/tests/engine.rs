@@ -1,0 +1,144 @@
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ec_core::clock::Clock;
+use ec_core::codec::transaction as txcodec;
+use ec_core::consolidate::WaitPolicy;
+use ec_core::store::faulty::FaultyStore;
+use ec_core::store::memory::MemoryStore;
+use ec_core::store::{list_all, DynStore, ObjectStore};
+use ec_core::txlog::WriteRequest;
+use ec_core::txn::Operation;
+use serde_json::json;
+
+fn req(id: &str, op: Operation, value: f64) -> WriteRequest {
+    WriteRequest { id: id.into(), operation: op, value, key: None, timestamp_ms: None, source: None }
+}
+
+fn opts() -> serde_json::Value {
+    json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 1, "lockTimeout": 300 })
+}
+
+#[tokio::test]
+async fn add_sub_set_then_consolidate() {
+    let store = MemoryStore::new();
+    let host = Arc::new(MemoryHost::default());
+    let (_e, field) = engine_with(store.clone(), host.clone(), clock(), opts(), "p1");
+    field.write(req("w1", Operation::Add, 100.0)).await.unwrap();
+    field.write(req("w1", Operation::Sub, 30.0)).await.unwrap();
+    field.write(req("w2", Operation::Set, 7.0)).await.unwrap();
+    // 1 object + 3 references + 1 pending entry each.
+    assert_eq!(store.len(), 15);
+    let out = field.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+    assert_eq!((out.value, out.applied), (70.0, 2));
+    assert_eq!(host.value("w1"), Some(70.0));
+    assert_eq!(host.value("w2"), None, "only the asked record");
+    let again = field.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+    assert_eq!((again.value, again.applied), (70.0, 0), "idempotent");
+    let pending = list_all(&*store, &field.keys.pending_prefix("w1")).await.unwrap();
+    assert!(pending.is_empty());
+    for key in list_all(&*store, &field.schema.data_prefix()).await.unwrap() {
+        let id = key.rsplit("id=").next().unwrap();
+        let t = txcodec::decode(&field.schema, id, &store.get(&key).await.unwrap().unwrap()).unwrap();
+        assert_eq!(t.applied, t.original_id == "w1", "{t:?}");
+    }
+}
+
+#[tokio::test]
+async fn keyed_writes_count_once() {
+    let store = MemoryStore::new();
+    let host = Arc::new(MemoryHost::default());
+    let (_e, field) = engine_with(store.clone(), host.clone(), clock(), opts(), "p1");
+    let keyed = WriteRequest { key: Some("order-17".into()), ..req("w1", Operation::Add, 10.0) };
+    let a = field.write(keyed.clone()).await.unwrap();
+    let b = field.write(keyed.clone()).await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 10.0);
+    let c = field.write(keyed).await.unwrap();
+    assert!(c.applied, "a retry after consolidation sees the applied original");
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 10.0);
+}
+
+/// Kill a consolidating process at every store call it makes, then let a
+/// second process recover: the value is exact and nothing is applied twice.
+#[tokio::test]
+async fn a_crash_at_any_step_of_consolidation_is_recovered_exactly() {
+    let mut step = 0;
+    loop {
+        step += 1;
+        let shared = MemoryStore::new();
+        let records = Arc::new(MemoryHost::default());
+        let clock = clock();
+        // Seed: the record exists with 1000, then three operations.
+        records.values.lock().unwrap().insert("w1".into(), 1000.0);
+        let (_e0, writer) = engine_with(shared.clone(), records.clone(), clock.clone(), opts(), "writer");
+        for (op, v) in [(Operation::Add, 50.0), (Operation::Sub, 20.0), (Operation::Add, 5.5)] {
+            writer.write(req("w1", op, v)).await.unwrap();
+        }
+        let dying = Arc::new(FaultyStore::new(shared.clone() as DynStore).dying_after(step));
+        let view = Arc::new(DyingView { records: records.clone(), store: dying.clone() });
+        let (_e1, victim) = engine_with(dying.clone(), view, clock.clone(), opts(), "victim");
+        let crashed = victim.consolidate("w1", WaitPolicy::Wait).await;
+        let died = dying.dead();
+        // The survivor comes later, after the victim's lease ran out.
+        clock.advance(10_000);
+        let (_e2, survivor) = engine_with(shared.clone(), records.clone(), clock.clone(), opts(), "survivor");
+        let out = survivor.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+        assert_eq!(out.value, 1035.5, "step {step}: crashed={crashed:?}");
+        assert_eq!(records.value("w1"), Some(1035.5), "step {step}");
+        // More work after recovery still counts once.
+        survivor.write(req("w1", Operation::Add, 1.0)).await.unwrap();
+        assert_eq!(survivor.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 1036.5, "step {step}");
+        assert!(list_all(&*shared, &survivor.keys.pending_prefix("w1")).await.unwrap().is_empty());
+        if !died {
+            assert!(crashed.is_ok());
+            assert!(step > 5, "the victim must have had several steps to die at");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_consolidations_in_one_process_share_runs() {
+    let store = MemoryStore::new();
+    let host = Arc::new(MemoryHost::default());
+    let (_e, field) = engine_with(store.clone(), host.clone(), clock(), opts(), "p1");
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let f = field.clone();
+        tasks.push(tokio::spawn(async move {
+            f.write(req("w1", Operation::Add, i as f64)).await.unwrap();
+            f.consolidate("w1", WaitPolicy::Wait).await.unwrap()
+        }));
+    }
+    let mut total_applied = 0;
+    for t in tasks {
+        let out = t.await.unwrap();
+        total_applied += out.applied;
+    }
+    assert_eq!(total_applied, 20);
+    assert_eq!(host.value("w1"), Some(190.0));
+    assert!(*host.writes.lock().unwrap() <= 20);
+}
+
+#[tokio::test]
+async fn late_arrivals_follow_the_strategy() {
+    for (strategy, written, consolidated) in [("ignore", false, false), ("warn", true, false), ("process", true, true)] {
+        let store = MemoryStore::new();
+        let host = Arc::new(MemoryHost::default());
+        let clock = clock();
+        let o = json!({ "resource": "wallets", "field": "balance", "lateArrivalStrategy": strategy, "lockHeartbeat": 1 });
+        let (_e, field) = engine_with(store.clone(), host.clone(), clock.clone(), o, "p1");
+        let old = clock.now_ms() - 25 * 3_600_000;
+        let r = field.write(WriteRequest { timestamp_ms: Some(old), ..req("w1", Operation::Add, 5.0) }).await;
+        assert_eq!(r.is_ok(), written, "{strategy}: {r:?}");
+        if !written {
+            assert_eq!(r.unwrap_err().kind, ec_core::ErrorKind::LateArrival);
+            assert_eq!(store.len(), 0, "nothing written");
+        }
+        let out = field.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+        assert_eq!(out.applied == 1, consolidated, "{strategy}");
+    }
+}
