@@ -69,7 +69,7 @@ pub(crate) async fn consolidate_record(field: &Arc<Field>, id: &str, policy: Wai
                     holder,
                 });
                 if policy == WaitPolicy::Skip {
-                    let value = ctx.host.read(field.resource(), field.name(), id).await?.or_zero();
+                    let value = read_current(field, id, false).await?.or_zero();
                     return Ok(Outcome { value, applied: 0, skipped: true });
                 }
                 let until_expiry = (expires_at - ctx.clock.now_ms()).max(0) as u64;
@@ -94,7 +94,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         let entries = s.checkpoint.intent.iter().filter_map(|e| PendingEntry::decode(id, e)).collect::<Vec<_>>();
         let txns = resolve(field, &entries).await?;
         guard.check()?;
-        ctx.host.write(field.resource(), field.name(), id, s.checkpoint.value).await?;
+        ctx.host.write(field.resource(), field.name(), id, s.checkpoint.value, None).await?;
         stored = Some(finish(field, id, &txns, &entries, s.checkpoint.value, Some(&s), guard).await?);
         last_value = Some(s.checkpoint.value);
     }
@@ -111,7 +111,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         delete_entries(field, &stale).await?;
         let (entries, txns): (Vec<_>, Vec<_>) = todo.into_iter().unzip();
         if !txns.is_empty() {
-            let current = ctx.host.read(field.resource(), field.name(), id).await?;
+            let current = read_current(field, id, stored.is_some()).await?;
             let value = reduce(field, id, current, &txns).await?;
             guard.check()?;
             let intent = Checkpoint {
@@ -123,7 +123,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
             };
             let written = checkpoint::save(&*ctx.store, &ck_key, stored.as_ref(), intent).await?;
             guard.check()?;
-            ctx.host.write(field.resource(), field.name(), id, value).await?;
+            ctx.host.write(field.resource(), field.name(), id, value, Some(current != RecordValue::Missing)).await?;
             stored = Some(finish(field, id, &txns, &entries, value, Some(&written), guard).await?);
             applied += txns.len();
             last_value = Some(value);
@@ -141,9 +141,22 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
     }
     let value = match last_value {
         Some(v) => v,
-        None => ctx.host.read(field.resource(), field.name(), id).await?.or_zero(),
+        None => read_current(field, id, stored.is_some()).await?.or_zero(),
     };
     Ok(Outcome { value, applied, skipped: false })
+}
+
+/// The record's value through the host. A record never consolidated is first
+/// looked up directly: hosts can be slow to answer "missing" (s3db.js's S3
+/// client retries a 404 for seconds).
+async fn read_current(field: &Field, id: &str, consolidated_before: bool) -> Result<RecordValue> {
+    if !consolidated_before {
+        let key = format!("resource={}/data/id={id}", field.resource());
+        if field.ctx.store.get(&key).await.map_err(|e| Error::from(e).context("looking up the record"))?.is_none() {
+            return Ok(RecordValue::Missing);
+        }
+    }
+    field.ctx.host.read(field.resource(), field.name(), id).await
 }
 
 /// Up to `CHUNK` pending entries the window admits, deduplicated by transaction id.

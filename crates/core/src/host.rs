@@ -29,8 +29,9 @@ impl RecordValue {
 #[async_trait]
 pub trait RecordHost: Send + Sync + 'static {
     async fn read(&self, resource: &str, field: &str, id: &str) -> Result<RecordValue>;
-    /// Sets the field; inserts the record when it does not exist.
-    async fn write(&self, resource: &str, field: &str, id: &str, value: f64) -> Result<()>;
+    /// Sets the field; inserts the record when it does not exist. `existed`
+    /// is what the last read saw, when there was one.
+    async fn write(&self, resource: &str, field: &str, id: &str, value: f64, existed: Option<bool>) -> Result<()>;
 }
 
 /// A reducer input: a pending transaction, or the synthetic `set` carrying

@@ -60,8 +60,8 @@ pub fn validate_record_id(id: &str) -> Result<()> {
     if id.trim().is_empty() {
         return Err(Error::range("record id must be a non-empty string"));
     }
-    if id.contains('/') {
-        return Err(Error::range(format!("record id {id:?} may not contain '/' (s3db.js rejects it in object keys)")));
+    if id.contains(['/', '\\', '=', '%']) {
+        return Err(Error::range(format!("record id {id:?} may not contain '/', '\\', '=' or '%' (s3db.js rejects them in object keys)")));
     }
     if id.len() > 256 {
         return Err(Error::range(format!("record id is {} bytes; at most 256 are allowed", id.len())));

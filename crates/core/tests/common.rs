@@ -11,7 +11,7 @@ use ec_core::config::{Environment, PluginConfig};
 use ec_core::engine::{Context, Engine, Field};
 use ec_core::host::{NoEvents, RecordHost, RecordValue};
 use ec_core::store::faulty::FaultyStore;
-use ec_core::store::DynStore;
+use ec_core::store::{DynStore, ObjectStore};
 use ec_core::Result;
 
 pub fn tx_schema() -> ResourceSchema {
@@ -29,11 +29,13 @@ pub fn tx_schema() -> ResourceSchema {
 }
 
 /// Records in memory; can share a "dead" switch with a `FaultyStore`.
-#[derive(Default)]
+/// Records in memory, mirrored as (empty) objects in `store` so the core's
+/// existence check sees them as s3db.js would.
 pub struct MemoryHost {
     pub values: Mutex<HashMap<String, f64>>,
     pub writes: Mutex<u64>,
     pub dead_with: Mutex<Option<Arc<FaultyStore>>>,
+    pub store: DynStore,
 }
 
 #[async_trait]
@@ -42,15 +44,30 @@ impl RecordHost for MemoryHost {
         self.check()?;
         Ok(self.values.lock().unwrap().get(id).map_or(RecordValue::Missing, |v| RecordValue::Present(*v)))
     }
-    async fn write(&self, _: &str, _: &str, id: &str, value: f64) -> Result<()> {
+    async fn write(&self, _: &str, _: &str, id: &str, value: f64, _: Option<bool>) -> Result<()> {
         self.check()?;
         *self.writes.lock().unwrap() += 1;
         self.values.lock().unwrap().insert(id.to_string(), value);
+        self.mirror(id).await;
         Ok(())
     }
 }
 
 impl MemoryHost {
+    pub fn new(store: DynStore) -> Arc<Self> {
+        Arc::new(MemoryHost { values: Mutex::default(), writes: Mutex::default(), dead_with: Mutex::default(), store })
+    }
+
+    pub async fn seed(&self, id: &str, value: f64) {
+        self.values.lock().unwrap().insert(id.to_string(), value);
+        self.mirror(id).await;
+    }
+
+    async fn mirror(&self, id: &str) {
+        let key = format!("resource=wallets/data/id={id}");
+        self.store.put(&key, ec_core::store::PutRequest::default()).await.unwrap();
+    }
+
     fn check(&self) -> Result<()> {
         if let Some(s) = self.dead_with.lock().unwrap().as_ref() {
             if s.dead() {
@@ -78,11 +95,11 @@ impl RecordHost for DyingView {
         }
         self.records.read(r, f, id).await
     }
-    async fn write(&self, r: &str, f: &str, id: &str, value: f64) -> Result<()> {
+    async fn write(&self, r: &str, f: &str, id: &str, value: f64, existed: Option<bool>) -> Result<()> {
         if self.store.dead() {
             return Err(ec_core::Error::record("process is dead"));
         }
-        self.records.write(r, f, id, value).await
+        self.records.write(r, f, id, value, existed).await
     }
 }
 

@@ -1,0 +1,218 @@
+'use strict'
+
+// EventualConsistencyPlugin for s3db.js. This file speaks s3db.js's plugin
+// contract (install/start/stop, resource hooks, methods on the resource,
+// EventEmitter); the Rust core behind `binding.js` does the rest.
+
+const { EventEmitter } = require('node:events')
+const native = require('./binding.js')
+const { callNative, callNativeSync, makeError, EventualConsistencyError } = require('./lib/errors')
+const { createHost } = require('./lib/host')
+const { attach, detach } = require('./lib/methods')
+const { storeSpecFor } = require('./lib/store-spec')
+
+const TRANSACTION_ATTRIBUTES = {
+  id: 'string|required',
+  originalId: 'string|required',
+  field: 'string|required',
+  value: 'number|required',
+  operation: 'string|required',
+  timestamp: 'string|required',
+  cohortHour: 'string|required',
+  cohortDate: 'string|required',
+  cohortMonth: 'string|optional',
+  source: 'string|optional',
+  applied: 'boolean|optional',
+}
+
+const TRANSACTION_PARTITIONS = {
+  byHour: { fields: { cohortHour: 'string' } },
+  byDay: { fields: { cohortDate: 'string' } },
+  byMonth: { fields: { cohortMonth: 'string' } },
+}
+
+/** Options as JSON for the core: the reducer becomes `true`, non-finite numbers their names. */
+function optionsJson(options) {
+  return JSON.stringify(options, function (key, value) {
+    if (typeof value === 'function') return key === 'reducer' && this === options ? true : undefined
+    if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
+    if (key === 'reducer' && this === options && value !== undefined) return value === null ? null : { notAFunction: String(value) }
+    return value
+  })
+}
+
+function systemTimezone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || undefined
+  } catch {
+    return undefined
+  }
+}
+
+class EventualConsistencyPlugin extends EventEmitter {
+  constructor(options = {}) {
+    super()
+    if (options === null || typeof options !== 'object') {
+      throw makeError('EC_INVALID_CONFIG', `EventualConsistencyPlugin options must be an object, got ${options === null ? 'null' : typeof options}`)
+    }
+    this.options = options
+    this._optionsJson = optionsJson(options)
+    this.config = callNativeSync(() => native.parseConfig(this._optionsJson, systemTimezone()))
+    this.reducer = typeof options.reducer === 'function' ? options.reducer : null
+    this.database = null
+    this.engine = null
+    this.instanceName = null
+    this._handlers = new Map()
+    this._unsubscribe = []
+    this._stopped = false
+  }
+
+  setInstanceName(name) {
+    this.instanceName = name
+  }
+
+  async install(database) {
+    this.database = database
+    this._stopped = false
+    const host = createHost({
+      client: () => this.database.client,
+      resourceFor: (name) => {
+        const r = this.database.resources[name]
+        if (!r) throw new Error(`resource '${name}' does not exist`)
+        return r
+      },
+      reducerFor: () => this.reducer,
+      onEvent: (event) => this._onNativeEvent(event),
+    })
+    const spec = storeSpecFor(database.client)
+    this.engine = callNativeSync(() => new native.NativeEngine(this._optionsJson, JSON.stringify(spec), host, systemTimezone()))
+    this.storeKind = spec.kind
+    this._watchResources(database)
+    await Promise.all(this.config.targets.filter((t) => database.resources[t.resource]).map((t) => this._setup(t)))
+  }
+
+  async start() {}
+
+  async stop() {
+    this._stopped = true
+    for (const off of this._unsubscribe.splice(0)) off()
+  }
+
+  async uninstall() {
+    await this.stop()
+    for (const h of this._handlers.values()) if (h.resource) detach(h.resource, h.field)
+    this._handlers.clear()
+  }
+
+  /** S3 requests the core made, by type (for benchmarks and tests). */
+  requestCounts() {
+    return this.engine ? this.engine.requestCounts() : null
+  }
+
+  _watchResources(db) {
+    const onResource = (name) => {
+      if (this._stopped) return undefined
+      const targets = this.config.targets.filter((t) => t.resource === name)
+      return Promise.all(targets.map((t) => this._setup(t)))
+    }
+    const onConnected = () => {
+      for (const t of this.config.targets) if (!this._stopped && db.resources[t.resource]) this._setup(t)
+    }
+    const events = [
+      ['db:resource-created', onResource],
+      ['db:resource-updated', onResource],
+      ['db:connected', onConnected],
+    ]
+    for (const [event, fn] of events) {
+      db.on(event, fn)
+      this._unsubscribe.push(() => db.off(event, fn))
+    }
+    const onDisconnect = () => this.stop()
+    db.once('disconnected', onDisconnect)
+    this._unsubscribe.push(() => db.off('disconnected', onDisconnect))
+    if (typeof db.addHook === 'function') {
+      // s3db.js 21 awaits this hook, so the methods are ready when createResource resolves.
+      try {
+        db.addHook('afterCreateResource', async ({ resource }) => {
+          if (resource && !this._stopped) await onResource(resource.name)
+        })
+      } catch {
+        // Hosts without this hook still emit db:resource-created.
+      }
+    }
+  }
+
+  /** Makes one target field live on its resource; idempotent per resource object. */
+  _setup(target) {
+    const key = `${target.resource}.${target.field}`
+    const resource = this.database.resources[target.resource]
+    const existing = this._handlers.get(key)
+    if (existing && existing.resource === resource) return existing.ready
+    const handler = this._makeHandler(target, resource)
+    this._handlers.set(key, handler)
+    attach(resource, target.field, handler)
+    return handler.ready
+  }
+
+  _makeHandler(target, resource) {
+    const plugin = this
+    const { resource: resourceName, field } = target
+    const handler = {
+      resource,
+      field,
+      async record(op, id, amount, options) {
+        await handler.ready
+        return callNative(() => plugin.engine.record(resourceName, field, id, op, amount, options ? JSON.stringify(options) : null))
+      },
+      async consolidate(id) {
+        await handler.ready
+        const out = await callNative(() => plugin.engine.consolidate(resourceName, field, id, true))
+        return out.value
+      },
+    }
+    handler.ready = (async () => {
+      const attributes = resource.attributes || (resource.config && resource.config.attributes) || {}
+      if (!(field in attributes)) {
+        throw makeError(
+          'EC_INVALID_CONFIG',
+          `EventualConsistencyPlugin: resource '${resourceName}' has no attribute '${field}' (attributes: ${Object.keys(attributes).join(', ')})`,
+        )
+      }
+      const tx = await this.database.createResource({
+        name: `${resourceName}_transactions_${field}`,
+        attributes: TRANSACTION_ATTRIBUTES,
+        partitions: TRANSACTION_PARTITIONS,
+        behavior: 'body-overflow',
+        timestamps: false,
+        asyncPartitions: true,
+        createdBy: 'EventualConsistencyPlugin',
+      })
+      const schema = {
+        name: tx.name,
+        version: String(tx.version || 'v1'),
+        map: tx.schema.map,
+        partitions: (tx.config && tx.config.partitions) || TRANSACTION_PARTITIONS,
+      }
+      callNativeSync(() => this.engine.register(resourceName, field, JSON.stringify(schema)))
+      handler.transactionResource = tx
+    })()
+    // A setup failure surfaces on every call; do not also crash the process.
+    handler.ready.catch((e) => this.emit('eventual-consistency.setup-error', e))
+    return handler
+  }
+
+  _onNativeEvent(event) {
+    if (event.type === 'late-arrival' && this.config.verbose) {
+      console.warn(
+        `[EventualConsistency] Late arrival detected: transaction for ${event.cohortHour} is ${Math.floor(event.hoursLate)}h late (watermark: ${this.config.consolidationWindow}h).` +
+          (event.written ? ' Processing anyway, but consolidation may not pick it up.' : ' Rejected (lateArrivalStrategy: ignore).'),
+      )
+    }
+    if (event.type === 'lock-held' && this.config.verbose) {
+      console.warn('[EventualConsistency] Consolidation already running on another container')
+    }
+    this.emit(`eventual-consistency.${event.type}`, event)
+  }
+}
+
+module.exports = { EventualConsistencyPlugin, EventualConsistencyError, default: EventualConsistencyPlugin }

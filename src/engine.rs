@@ -1,0 +1,168 @@
+//! `NativeEngine`: one per plugin instance. Owns the core engine, its store
+//! stack and the JS host function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ec_core::clock::{parse_iso, OffsetClock};
+use ec_core::codec::ResourceSchema;
+use ec_core::config::PluginConfig;
+use ec_core::consolidate::WaitPolicy;
+use ec_core::engine::{Context, Engine};
+use ec_core::store::aws::{S3Config, S3Store};
+use ec_core::store::counting::CountingStore;
+use ec_core::store::prefix::PrefixStore;
+use ec_core::store::DynStore;
+use ec_core::txlog::WriteRequest;
+use ec_core::txn::Operation;
+use ec_core::Error;
+use napi::Result;
+use napi_derive::napi;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::bridge::BridgeStore;
+use crate::convert::{environment, js_error, js_error_text, outcome_to_json, transaction_to_json};
+use crate::host::{HostFn, JsHost};
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum StoreSpec {
+    #[serde(rename_all = "camelCase")]
+    S3 {
+        endpoint: Option<String>,
+        region: Option<String>,
+        bucket: String,
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+        force_path_style: Option<bool>,
+        key_prefix: Option<String>,
+    },
+    Bridge,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WriteOptions {
+    key: Option<String>,
+    timestamp: Option<Value>,
+    source: Option<String>,
+}
+
+#[napi]
+pub struct NativeEngine {
+    engine: Arc<Engine>,
+    counts: Arc<CountingStore>,
+    clock: Arc<OffsetClock>,
+}
+
+fn build_store(spec: StoreSpec, host: &JsHost) -> DynStore {
+    match spec {
+        StoreSpec::S3 { endpoint, region, bucket, access_key_id, secret_access_key, session_token, force_path_style, key_prefix } => {
+            let s3 = S3Store::new(&S3Config {
+                endpoint,
+                region: region.unwrap_or_else(|| "us-east-1".into()),
+                bucket,
+                access_key_id,
+                secret_access_key,
+                session_token,
+                force_path_style: force_path_style.unwrap_or(false),
+                attempt_timeout: Duration::from_secs(30),
+            });
+            Arc::new(PrefixStore::new(Arc::new(s3), key_prefix.as_deref().unwrap_or("")))
+        }
+        StoreSpec::Bridge => Arc::new(BridgeStore::new(host.clone())),
+    }
+}
+
+fn parse_operation(op: &str) -> Result<Operation> {
+    Operation::parse(op).ok_or_else(|| js_error(Error::invalid(format!("unknown operation {op:?}: expected 'set', 'add' or 'sub'"))))
+}
+
+fn parse_timestamp(v: &Value) -> Result<i64> {
+    let ms = match v {
+        Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64),
+        Value::String(s) => parse_iso(s),
+        _ => None,
+    };
+    ms.ok_or_else(|| js_error(Error::invalid(format!("options.timestamp must be a Date, an ISO-8601 string or epoch milliseconds, got {v}"))))
+}
+
+#[napi]
+impl NativeEngine {
+    #[napi(constructor)]
+    pub fn new(config_json: String, store_json: String, host: HostFn, system_zone: Option<String>) -> Result<Self> {
+        let raw: Value = serde_json::from_str(&config_json).map_err(|e| js_error_text("EC_INVALID_CONFIG", &e.to_string()))?;
+        let cfg = PluginConfig::parse(&raw, &environment(system_zone)).map_err(js_error)?;
+        let spec: StoreSpec = serde_json::from_str(&store_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &format!("store spec: {e}")))?;
+        let host = JsHost::new(host);
+        let store = napi::bindgen_prelude::within_runtime_if_available(|| build_store(spec, &host));
+        let counts = Arc::new(CountingStore::new(store));
+        let clock = OffsetClock::new();
+        let reducer: Option<Arc<dyn ec_core::host::Reducer>> =
+            if cfg.options.custom_reducer { Some(Arc::new(host.clone())) } else { None };
+        let engine = Engine::new(Context {
+            store: counts.clone(),
+            host: Arc::new(host.clone()),
+            reducer,
+            events: Arc::new(host),
+            clock: clock.clone(),
+            options: cfg.options,
+            holder: format!("{}-{}", std::process::id(), nanoid::nanoid!(8)),
+        });
+        Ok(NativeEngine { engine: Arc::new(engine), counts, clock })
+    }
+
+    /// Starts serving `field` of `resource`; `schema_json` describes its transaction resource.
+    #[napi]
+    pub fn register(&self, resource: String, field: String, schema_json: String) -> Result<()> {
+        let raw: Value = serde_json::from_str(&schema_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &e.to_string()))?;
+        let schema = ResourceSchema::from_json(&raw).map_err(js_error)?;
+        self.engine.register(&resource, &field, schema);
+        Ok(())
+    }
+
+    /// `set`/`add`/`sub`. Resolves with the transaction once it is durable
+    /// (and, in sync mode, consolidated into the record).
+    #[napi]
+    pub async fn record(&self, resource: String, field: String, id: String, operation: String, value: f64, options_json: Option<String>) -> Result<Value> {
+        let f = self.engine.field(&resource, &field).map_err(js_error)?;
+        let opts: WriteOptions = match options_json.as_deref() {
+            None | Some("") => WriteOptions::default(),
+            Some(s) => serde_json::from_str(s).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &format!("options: {e}")))?,
+        };
+        let req = WriteRequest {
+            id,
+            operation: parse_operation(&operation)?,
+            value,
+            key: opts.key,
+            timestamp_ms: opts.timestamp.as_ref().map(parse_timestamp).transpose()?,
+            source: opts.source,
+        };
+        let t = f.record(req).await.map_err(js_error)?;
+        Ok(transaction_to_json(&t))
+    }
+
+    /// Consolidates one record. With `wait` false, a lock held elsewhere
+    /// resolves at once with `skipped: true` and the record's current value.
+    #[napi]
+    pub async fn consolidate(&self, resource: String, field: String, id: String, wait: bool) -> Result<Value> {
+        let f = self.engine.field(&resource, &field).map_err(js_error)?;
+        let policy = if wait { WaitPolicy::Wait } else { WaitPolicy::Skip };
+        let out = f.consolidate(&id, policy).await.map_err(js_error)?;
+        Ok(outcome_to_json(&out))
+    }
+
+    /// S3 requests this engine made, by type.
+    #[napi]
+    pub fn request_counts(&self) -> Value {
+        serde_json::to_value(self.counts.counts()).unwrap_or(Value::Null)
+    }
+
+    /// Moves this engine's clock (tests of windows and leases; 0 in production).
+    #[napi]
+    pub fn set_clock_offset(&self, ms: f64) {
+        self.clock.set_offset(ms as i64);
+    }
+}
