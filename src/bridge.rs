@@ -1,9 +1,14 @@
 //! The object store for hosts whose `db.client` is not S3 (memory://, file://):
 //! the same core logic drives the s3db.js client object through `host(call)`.
 //! Bodies cross as UTF-8 text: everything this plugin stores is JSON or empty.
+//!
+//! The core's store speaks *wire* metadata (s3db.js's `u:`/`b:` escapes
+//! applied). s3db.js's JS clients escape and unescape themselves, so values
+//! are unescaped on the way in and escaped again on the way out.
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use ec_core::codec::metadata::{decode, encode_string, Decoded};
 use ec_core::store::{Condition, ListPage, Metadata, Object, ObjectStore, PutRequest, StoreError, StoreErrorKind, StoreResult};
 use serde_json::{json, Value};
 
@@ -34,6 +39,27 @@ fn to_store_error(op: &str, key: &str, e: HostError) -> StoreError {
     StoreError::new(kind, format!("{op} {key}: {}", e.message))
 }
 
+fn unescape_metadata(m: &Metadata) -> serde_json::Map<String, Value> {
+    m.iter()
+        .filter_map(|(k, v)| match decode(v) {
+            Decoded::Text(s) => Some((k.clone(), Value::String(s))),
+            Decoded::Null => Some((k.clone(), Value::Null)),
+            Decoded::Undefined => None,
+        })
+        .collect()
+}
+
+fn escape_metadata(m: &serde_json::Map<String, Value>) -> Metadata {
+    m.iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k.clone(), encode_string(s))),
+            Value::Null => Some((k.clone(), "null".to_string())),
+            Value::Number(_) | Value::Bool(_) => Some((k.clone(), encode_string(&v.to_string()))),
+            _ => None,
+        })
+        .collect()
+}
+
 fn condition_json(c: &Condition) -> (Value, Value) {
     match c {
         Condition::None => (Value::Null, Value::Null),
@@ -51,7 +77,7 @@ impl ObjectStore for BridgeStore {
                 "putObject",
                 key,
                 json!({
-                    "op": "store.put", "key": key, "metadata": req.metadata,
+                    "op": "store.put", "key": key, "metadata": unescape_metadata(&req.metadata),
                     "body": String::from_utf8_lossy(&req.body), "contentType": req.content_type,
                     "ifMatch": if_match, "ifNoneMatch": if_none_match,
                 }),
@@ -65,11 +91,7 @@ impl ObjectStore for BridgeStore {
         if !reply.get("exists").and_then(Value::as_bool).unwrap_or(false) {
             return Ok(None);
         }
-        let metadata: Metadata = reply
-            .get("metadata")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
-            .unwrap_or_default();
+        let metadata: Metadata = reply.get("metadata").and_then(Value::as_object).map(escape_metadata).unwrap_or_default();
         Ok(Some(Object {
             metadata,
             body: Bytes::from(reply.get("body").and_then(Value::as_str).unwrap_or("").to_string()),
