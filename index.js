@@ -104,6 +104,29 @@ class EventualConsistencyPlugin extends EventEmitter {
     this._handlers.clear()
   }
 
+  /**
+   * One day's transactions: `{ date, transactionCount, byOperation: { set, add, sub }, totalValue, applied, pending }`.
+   * `date` is YYYY-MM-DD in the configured timezone; name the field when the plugin serves several.
+   */
+  async getCohortStats(date, target = {}) {
+    const t = this._target('getCohortStats', target)
+    await this._ready(t)
+    return callNative(() => this.engine.cohortStats(t.resource, t.field, date instanceof Date ? date.toISOString().slice(0, 10) : String(date)))
+  }
+
+  _target(method, { resource, field } = {}) {
+    const targets = this.config.targets.filter((t) => (!resource || t.resource === resource) && (!field || t.field === field))
+    if (targets.length === 1) return targets[0]
+    if (targets.length === 0) throw makeError('EC_UNKNOWN_FIELD', `${method}: this plugin serves no field ${resource || '*'}.${field || '*'}`)
+    throw makeError('EC_FIELD_REQUIRED', `${method}: this plugin serves ${targets.map((x) => `${x.resource}.${x.field}`).join(', ')}; pass { resource, field }`)
+  }
+
+  async _ready(target) {
+    const handler = this._handlers.get(`${target.resource}.${target.field}`)
+    if (!handler) throw makeError('EC_NOT_READY', `resource '${target.resource}' does not exist yet; create it first`)
+    await handler.ready
+  }
+
   /** S3 requests the core made, by type (for benchmarks and tests). */
   requestCounts() {
     return this.engine ? this.engine.requestCounts() : null

@@ -154,6 +154,14 @@ impl NativeEngine {
         Ok(outcome_to_json(&out))
     }
 
+    /// One day's transactions (in the configured timezone): counts and total change.
+    #[napi]
+    pub async fn cohort_stats(&self, resource: String, field: String, date: String) -> Result<Value> {
+        let f = self.engine.field(&resource, &field).map_err(js_error)?;
+        let stats = f.cohort_stats(&date).await.map_err(js_error)?;
+        Ok(serde_json::to_value(stats).unwrap_or(Value::Null))
+    }
+
     /// S3 requests this engine made, by type.
     #[napi]
     pub fn request_counts(&self) -> Value {

@@ -15,6 +15,7 @@ pub mod lease;
 pub mod lock;
 pub mod reducer;
 mod singleflight;
+pub mod stats;
 pub mod store;
 pub mod txlog;
 pub mod txn;
