@@ -91,11 +91,32 @@ class EventualConsistencyPlugin extends EventEmitter {
     await Promise.all(this.config.targets.filter((t) => database.resources[t.resource]).map((t) => this._setup(t)))
   }
 
-  async start() {}
+  async start() {
+    if (!this.engine) return
+    this.engine.start()
+    for (const t of this.config.targets) {
+      this._emitBoth('started', { resource: t.resource, field: t.field, cohort: { granularity: 'hour', timezone: this.config.timezone } })
+    }
+  }
 
+  /** Stops background consolidation (waiting for a run in flight) and writes batched transactions. */
   async stop() {
+    if (this._stopped) return
     this._stopped = true
     for (const off of this._unsubscribe.splice(0)) off()
+    if (this.engine) await callNative(() => this.engine.stop())
+    for (const t of this.config.targets) this._emitBoth('stopped', { resource: t.resource, field: t.field })
+  }
+
+  /** One consolidation run over every field now (what the background task does each interval). */
+  async runConsolidation() {
+    await Promise.all([...this._handlers.values()].map((h) => h.ready))
+    return callNative(() => this.engine.consolidateAll())
+  }
+
+  /** Alias of runConsolidation(), as s3db.js's own plugin names it. */
+  consolidateAll() {
+    return this.runConsolidation()
   }
 
   async uninstall() {
@@ -185,7 +206,15 @@ class EventualConsistencyPlugin extends EventEmitter {
       field,
       async record(op, id, amount, options) {
         await handler.ready
-        return callNative(() => plugin.engine.record(resourceName, field, id, op, amount, options ? JSON.stringify(options) : null))
+        try {
+          return await callNative(() => plugin.engine.record(resourceName, field, id, op, amount, options ? JSON.stringify(options) : null))
+        } catch (e) {
+          // Bad input is the caller's to handle; failures to write are also reported to listeners.
+          if (!(e instanceof TypeError) && !(e instanceof RangeError) && e.code !== 'EC_LATE_ARRIVAL') {
+            plugin._emitBoth('transaction-error', e, { resource: resourceName, field, id, error: e.message })
+          }
+          throw e
+        }
       },
       async consolidate(id) {
         await handler.ready
@@ -224,17 +253,56 @@ class EventualConsistencyPlugin extends EventEmitter {
     return handler
   }
 
+  /** `eventual-consistency.<name>` on the plugin (the manual), `plg:eventual-consistency:<name>` on both (s3db.js). */
+  _emitBoth(name, payload, dbPayload = payload) {
+    this.emit(`eventual-consistency.${name}`, payload)
+    this.emit(`plg:eventual-consistency:${name}`, payload)
+    if (this.database && typeof this.database.emit === 'function') this.database.emit(`plg:eventual-consistency:${name}`, dbPayload)
+  }
+
+  _log(message) {
+    if (this.config.verbose) console.warn(`[EventualConsistency] ${message}`)
+  }
+
   _onNativeEvent(event) {
-    if (event.type === 'late-arrival' && this.config.verbose) {
-      console.warn(
-        `[EventualConsistency] Late arrival detected: transaction for ${event.cohortHour} is ${Math.floor(event.hoursLate)}h late (watermark: ${this.config.consolidationWindow}h).` +
-          (event.written ? ' Processing anyway, but consolidation may not pick it up.' : ' Rejected (lateArrivalStrategy: ignore).'),
-      )
+    switch (event.type) {
+      case 'late-arrival':
+        this._log(
+          `Late arrival detected: transaction for ${event.cohortHour} is ${Math.floor(event.hoursLate)}h late (watermark: ${this.config.consolidationWindow}h). ` +
+            (event.written ? 'Processing anyway, but consolidation may not pick it up.' : 'Rejected (lateArrivalStrategy: ignore).'),
+        )
+        return this._emitBoth('late-arrival', event)
+      case 'lock-held':
+        this._log(`Consolidation already running on another container (${event.resource}.${event.field} ${event.id}, held by ${event.holder})`)
+        return this._emitBoth('lock-held', event)
+      case 'record-consolidated':
+        return this._emitBoth('record-consolidated', event)
+      case 'run-completed': {
+        const stats = { resource: event.resource, field: event.field, recordCount: event.recordCount, transactionCount: event.applied, applied: event.applied, skipped: event.skipped, errors: event.errors, durationMs: event.durationMs }
+        this._log(`Consolidated ${stats.recordCount} records of ${stats.resource}.${stats.field} (${stats.applied} transactions, ${stats.skipped} skipped) in ${stats.durationMs} ms`)
+        this.emit('eventual-consistency.consolidated', stats)
+        this.emit('plg:eventual-consistency:consolidation-completed', stats)
+        if (this.database) {
+          this.database.emit('plg:eventual-consistency:consolidation-completed', {
+            resource: stats.resource,
+            field: stats.field,
+            recordsProcessed: stats.recordCount,
+            transactionsApplied: stats.applied,
+            errorCount: stats.errors,
+            skipped: stats.skipped,
+          })
+        }
+        return undefined
+      }
+      case 'error': {
+        const err = Object.assign(new Error(event.message), { resource: event.resource, field: event.field, id: event.id, stage: event.stage })
+        this._log(`${event.stage} error on ${event.resource}.${event.field}${event.id ? ` ${event.id}` : ''}: ${event.message}`)
+        const name = event.stage === 'transaction' ? 'transaction-error' : 'consolidation-error'
+        return this._emitBoth(name, err, { resource: event.resource, field: event.field, id: event.id, error: event.message })
+      }
+      default:
+        return undefined
     }
-    if (event.type === 'lock-held' && this.config.verbose) {
-      console.warn('[EventualConsistency] Consolidation already running on another container')
-    }
-    this.emit(`eventual-consistency.${event.type}`, event)
   }
 }
 

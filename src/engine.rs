@@ -1,7 +1,7 @@
 //! `NativeEngine`: one per plugin instance. Owns the core engine, its store
 //! stack and the JS host function.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ec_core::clock::{parse_iso, OffsetClock};
@@ -9,6 +9,7 @@ use ec_core::codec::ResourceSchema;
 use ec_core::config::PluginConfig;
 use ec_core::consolidate::WaitPolicy;
 use ec_core::engine::{Context, Engine};
+use ec_core::scheduler::{RunStats, Scheduler};
 use ec_core::store::aws::{S3Config, S3Store};
 use ec_core::store::counting::CountingStore;
 use ec_core::store::prefix::PrefixStore;
@@ -55,6 +56,7 @@ pub struct NativeEngine {
     engine: Arc<Engine>,
     counts: Arc<CountingStore>,
     clock: Arc<OffsetClock>,
+    scheduler: Mutex<Option<Scheduler>>,
 }
 
 fn build_store(spec: StoreSpec, host: &JsHost) -> DynStore {
@@ -74,6 +76,13 @@ fn build_store(spec: StoreSpec, host: &JsHost) -> DynStore {
         }
         StoreSpec::Bridge => Arc::new(BridgeStore::new(host.clone())),
     }
+}
+
+fn run_stats_json(resource: &str, field: &str, s: &RunStats) -> Value {
+    serde_json::json!({
+        "resource": resource, "field": field, "recordCount": s.records, "applied": s.applied,
+        "skipped": s.skipped, "errors": s.errors, "durationMs": s.duration_ms,
+    })
 }
 
 fn parse_operation(op: &str) -> Result<Operation> {
@@ -111,7 +120,7 @@ impl NativeEngine {
             options: cfg.options,
             holder: format!("{}-{}", std::process::id(), nanoid::nanoid!(8)),
         });
-        Ok(NativeEngine { engine: Arc::new(engine), counts, clock })
+        Ok(NativeEngine { engine: Arc::new(engine), counts, clock, scheduler: Mutex::new(None) })
     }
 
     /// Starts serving `field` of `resource`; `schema_json` describes its transaction resource.
@@ -152,6 +161,57 @@ impl NativeEngine {
         let policy = if wait { WaitPolicy::Wait } else { WaitPolicy::Skip };
         let out = f.consolidate(&id, policy).await.map_err(js_error)?;
         Ok(outcome_to_json(&out))
+    }
+
+    /// Starts background consolidation (when `autoConsolidate`); idempotent.
+    #[napi]
+    pub fn start(&self) {
+        let mut slot = self.scheduler.lock().unwrap();
+        if slot.is_none() && self.engine.context().options.auto_consolidate {
+            let engine = Arc::clone(&self.engine);
+            *slot = Some(napi::bindgen_prelude::within_runtime_if_available(|| Scheduler::start(engine)));
+        }
+    }
+
+    /// Stops background work, waiting for a run in flight, then writes any batched transactions.
+    #[napi]
+    pub async fn stop(&self) -> Result<Value> {
+        let scheduler = self.scheduler.lock().unwrap().take();
+        if let Some(s) = scheduler {
+            s.stop().await;
+        }
+        let mut flushed = 0;
+        let mut first_error = None;
+        for f in self.engine.fields() {
+            match f.flush().await {
+                Ok(n) => flushed += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(js_error(e));
+        }
+        Ok(serde_json::json!({ "flushed": flushed }))
+    }
+
+    /// One consolidation run over every field now; per-field stats.
+    #[napi]
+    pub async fn consolidate_all(&self) -> Result<Value> {
+        let results = self.engine.consolidate_all().await;
+        let mut out = Vec::new();
+        for (f, r) in results {
+            let stats = r.map_err(js_error)?;
+            out.push(run_stats_json(f.resource(), f.name(), &stats));
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// Transactions buffered by `batchTransactions`, not yet written.
+    #[napi]
+    pub fn buffered(&self) -> u32 {
+        self.engine.fields().iter().map(|f| f.buffered() as u32).sum()
     }
 
     /// One day's transactions (in the configured timezone): counts and total change.

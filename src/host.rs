@@ -114,6 +114,10 @@ impl EventSink for JsHost {
             Event::RecordConsolidated { resource, field, id, value, applied } => json!({
                 "type": "record-consolidated", "resource": resource, "field": field, "id": id, "value": value, "applied": applied,
             }),
+            Event::RunCompleted { resource, field, records, applied, skipped, errors, duration_ms } => json!({
+                "type": "run-completed", "resource": resource, "field": field, "recordCount": records,
+                "applied": applied, "skipped": skipped, "errors": errors, "durationMs": duration_ms,
+            }),
             Event::LockHeld { resource, field, id, holder } => json!({
                 "type": "lock-held", "resource": resource, "field": field, "id": id, "holder": holder,
             }),

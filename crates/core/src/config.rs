@@ -145,20 +145,11 @@ impl PluginConfig {
             .as_object()
             .ok_or_else(|| Error::config("options", "expected an object such as { resource: 'wallets', field: 'balance' }"))?;
         let targets = parse_targets(obj)?;
-        let consolidation = section(obj, "consolidation")?;
-        let analytics = section(obj, "analytics")?;
-        // s3db.js 21.x nests some options; the manual's flat names win where both are given.
-        let pick = |flat: &str, nested: Option<(&Map<String, Value>, &str)>| -> Option<(String, Value)> {
-            if let Some(v) = obj.get(flat).filter(|v| !v.is_null()) {
-                return Some((flat.to_string(), v.clone()));
-            }
-            let (sec, key) = nested?;
-            sec.get(key).filter(|v| !v.is_null()).map(|v| (format!("{}.{key}", sec_name(obj, sec)), v.clone()))
-        };
-        let c = consolidation.map(|s| (s, ""));
-        let nested = |key: &'static str| c.map(|(s, _)| (s, key));
+        // s3db.js 21.x nests a few options under `consolidation`; the manual's flat names win.
+        let nested = Nested { root: obj, section: "consolidation", map: section(obj, "consolidation")? };
+        let pick = |flat: &str, inner: &[&str]| nested.pick(flat, inner);
 
-        let mode = match pick("mode", nested("mode")) {
+        let mode = match pick("mode", &["mode"]) {
             None => Mode::Async,
             Some((name, v)) => match v.as_str() {
                 Some("async") => Mode::Async,
@@ -166,11 +157,11 @@ impl PluginConfig {
                 _ => return Err(Error::config(&name, format!("got {}; accepted values: 'async' (default), 'sync'", show(&v)))),
             },
         };
-        let auto_consolidate = boolean(pick("autoConsolidate", nested("auto")), true)?;
-        let consolidation_interval = positive(pick("consolidationInterval", nested("interval")), 300.0, "seconds")?;
-        let consolidation_window = number_at_least(pick("consolidationWindow", nested("window")), 24.0, 1.0, "hours")?;
-        let consolidation_concurrency = integer_at_least(pick("consolidationConcurrency", nested("concurrency")), 5, 1)?;
-        let late_arrival = match pick("lateArrivalStrategy", nested("lateArrivalStrategy")) {
+        let auto_consolidate = boolean(pick("autoConsolidate", &["auto", "autoConsolidate"]), true)?;
+        let consolidation_interval = positive(pick("consolidationInterval", &["interval"]), 300.0, "seconds")?;
+        let consolidation_window = number_at_least(pick("consolidationWindow", &["window"]), 24.0, 1.0, "hours")?;
+        let consolidation_concurrency = integer_at_least(pick("consolidationConcurrency", &["concurrency"]), 5, 1)?;
+        let late_arrival = match pick("lateArrivalStrategy", &["lateArrivalStrategy"]) {
             None => LateArrival::Warn,
             Some((name, v)) => match v.as_str() {
                 Some("ignore") => LateArrival::Ignore,
@@ -184,29 +175,27 @@ impl PluginConfig {
                 }
             },
         };
-        let lock_timeout = positive(pick("lockTimeout", nested("lockTimeout")), 300.0, "seconds")?;
-        let lock_heartbeat = positive(pick("lockHeartbeat", nested("lockHeartbeat")), 5.0_f64.min(lock_timeout / 3.0), "seconds")?;
+        let lock_timeout = positive(pick("lockTimeout", &["lockTimeout"]), 300.0, "seconds")?;
+        let lock_heartbeat = positive(pick("lockHeartbeat", &["lockHeartbeat"]), 5.0_f64.min(lock_timeout / 3.0), "seconds")?;
         if lock_heartbeat * 2.0 > lock_timeout {
             return Err(Error::config(
                 "lockHeartbeat",
                 format!("{lock_heartbeat} s is more than half of lockTimeout ({lock_timeout} s); a lease must be renewable before it expires"),
             ));
         }
-        let gc = section(obj, "garbageCollection")?.map(|s| (s, ""));
-        let gc_nested = |key: &'static str| gc.map(|(s, _)| (s, key)).or_else(|| nested(key));
-        let transaction_retention = positive(pick("transactionRetention", gc_nested("retention")), 30.0, "days")?;
-        let gc_interval = positive(pick("gcInterval", gc_nested("interval").filter(|_| gc.is_some())), 86_400.0, "seconds")?;
+        let transaction_retention = positive(pick("transactionRetention", &[]), 30.0, "days")?;
+        let gc_interval = positive(pick("gcInterval", &[]), 86_400.0, "seconds")?;
         let timezone = parse_timezone(obj, env)?;
-        let batch_transactions = boolean(pick("batchTransactions", None), false)?;
-        let batch_size = integer_at_least(pick("batchSize", None), 100, 1)?;
+        let batch_transactions = boolean(pick("batchTransactions", &[]), false)?;
+        let batch_size = integer_at_least(pick("batchSize", &[]), 100, 1)?;
         let custom_reducer = match obj.get("reducer") {
             None | Some(Value::Null) => false,
             // The JS layer replaces a function with `true`; anything else was not a function.
             Some(Value::Bool(true)) => true,
             Some(v) => return Err(Error::config("reducer", format!("expected a function (transactions) => number, got {}", show(v)))),
         };
-        let analytics = parse_analytics(obj, analytics)?;
-        let verbose = boolean(pick("verbose", None), false)?;
+        let analytics = parse_analytics(obj, section(obj, "analytics")?)?;
+        let verbose = boolean(pick("verbose", &[]), false)?;
         Ok(PluginConfig {
             targets,
             options: Options {
@@ -231,11 +220,24 @@ impl PluginConfig {
     }
 }
 
-fn sec_name<'a>(root: &'a Map<String, Value>, sec: &Map<String, Value>) -> &'a str {
-    root.iter()
-        .find(|(_, v)| v.as_object().is_some_and(|o| std::ptr::eq(o, sec)))
-        .map(|(k, _)| k.as_str())
-        .unwrap_or("?")
+/// A top-level option, or its alias inside a nested section.
+struct Nested<'a> {
+    root: &'a Map<String, Value>,
+    section: &'static str,
+    map: Option<&'a Map<String, Value>>,
+}
+
+impl Nested<'_> {
+    /// `(name as the user wrote it, value)` of the first non-null spelling.
+    fn pick(&self, flat: &str, inner: &[&str]) -> Option<(String, Value)> {
+        if let Some(v) = self.root.get(flat).filter(|v| !v.is_null()) {
+            return Some((flat.to_string(), v.clone()));
+        }
+        let map = self.map?;
+        inner
+            .iter()
+            .find_map(|k| map.get(*k).filter(|v| !v.is_null()).map(|v| (format!("{}.{k}", self.section), v.clone())))
+    }
 }
 
 fn show(v: &Value) -> String {
@@ -269,13 +271,24 @@ fn identifier(option: &str, v: Option<&Value>) -> Result<String> {
 
 fn parse_targets(obj: &Map<String, Value>) -> Result<Vec<Target>> {
     if let Some(resources) = obj.get("resources").filter(|v| !v.is_null()) {
-        let map = resources
-            .as_object()
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| Error::config("resources", "expected an object such as { wallets: ['balance'] }"))?;
+        // `{ wallets: ['balance'] }`, or s3db.js's `[{ resource: 'wallets', fields: ['balance'] }]`.
+        let entries: Vec<(String, &Value)> = match resources {
+            Value::Object(m) if !m.is_empty() => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(a) if !a.is_empty() => a
+                .iter()
+                .map(|e| {
+                    let name = e.get("resource").and_then(Value::as_str).map(str::to_string);
+                    match (name, e.get("fields")) {
+                        (Some(n), Some(f)) => Ok((n, f)),
+                        _ => Err(Error::config("resources", format!("each entry needs 'resource' and 'fields', got {}", show(e)))),
+                    }
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(Error::config("resources", "expected an object such as { wallets: ['balance'] }")),
+        };
         let mut targets = Vec::new();
-        for (resource, fields) in map {
-            let resource = identifier("resources", Some(&Value::String(resource.clone())))?;
+        for (resource, fields) in entries {
+            let resource = identifier("resources", Some(&Value::String(resource)))?;
             let list: Vec<&Value> = match fields {
                 Value::Array(a) if !a.is_empty() => a.iter().collect(),
                 Value::String(_) => vec![fields],
@@ -287,6 +300,8 @@ fn parse_targets(obj: &Map<String, Value>) -> Result<Vec<Target>> {
                 }
             };
             for f in list {
+                // A field may be `{ field: 'balance', … }`; only its name is used.
+                let f = f.get("field").unwrap_or(f);
                 let field = identifier(&format!("resources.{resource}"), Some(f))?;
                 if !targets.iter().any(|t: &Target| t.resource == resource && t.field == field) {
                     targets.push(Target { resource: resource.clone(), field });
@@ -451,13 +466,16 @@ mod tests {
     fn nested_form_serves_several_fields() {
         let c = parse(json!({
             "resources": { "wallets": ["balance", "points"] },
-            "consolidation": { "mode": "sync", "window": 2 },
+            "consolidation": { "mode": "sync", "window": 2, "auto": false },
             "analytics": { "enabled": true }
         }))
         .unwrap();
         assert_eq!(c.targets.len(), 2);
         assert_eq!(c.options.mode, Mode::Sync);
         assert_eq!(c.options.consolidation_window, 2.0);
+        assert!(!c.options.auto_consolidate);
+        let arr = parse(json!({ "resources": [{ "resource": "accounts", "fields": ["balance", { "field": "points" }] }] })).unwrap();
+        assert_eq!(arr.targets.iter().map(|t| t.field.as_str()).collect::<Vec<_>>(), ["balance", "points"]);
         assert!(c.options.analytics.is_some());
     }
 

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::codec::ResourceSchema;
 use crate::config::{Mode, Options};
 use crate::consolidate::{Outcome, WaitPolicy};
+use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::host::{EventSink, RecordHost, Reducer};
 use crate::keys::FieldKeys;
@@ -41,6 +42,7 @@ pub struct Field {
     pub keys: FieldKeys,
     pub schema: ResourceSchema,
     pub(crate) flights: SingleFlight,
+    pub(crate) batch: Batch,
 }
 
 impl Field {
@@ -54,6 +56,13 @@ impl Field {
     /// `set`/`add`/`sub`: durable once this returns; in sync mode the
     /// record holds the new value too.
     pub async fn record(self: &Arc<Self>, req: WriteRequest) -> Result<Transaction> {
+        let o = &self.ctx.options;
+        if o.batch_transactions && o.mode == Mode::Async {
+            let prepared = self.prepare(req)?;
+            let t = prepared.transaction.clone();
+            self.enqueue(prepared).await?;
+            return Ok(t);
+        }
         let mut t = self.write(req).await?;
         if self.ctx.options.mode == Mode::Sync {
             let outcome = self.consolidate(&t.original_id, WaitPolicy::Wait).await?;
@@ -65,6 +74,7 @@ impl Field {
     /// Consolidates one record; concurrent calls in this process share runs.
     pub async fn consolidate(self: &Arc<Self>, id: &str, policy: WaitPolicy) -> Result<Outcome> {
         crate::txn::validate_record_id(id)?;
+        self.flush().await?;
         let field = Arc::clone(self);
         let owned = id.to_string();
         self.flights.run(id, move || async move { crate::consolidate::consolidate_record(&field, &owned, policy).await }).await
@@ -92,6 +102,7 @@ impl Engine {
             keys: FieldKeys::new(resource, field),
             schema,
             flights: SingleFlight::default(),
+            batch: Batch::default(),
         });
         self.fields.write().unwrap().insert((resource.to_string(), field.to_string()), Arc::clone(&f));
         f

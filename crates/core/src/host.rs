@@ -53,6 +53,8 @@ pub enum Event {
     LateArrival { resource: String, field: String, id: String, cohort_hour: String, hours_late: f64, written: bool },
     /// One record consolidated.
     RecordConsolidated { resource: String, field: String, id: String, value: f64, applied: usize },
+    /// A background (or requested) run over a field finished.
+    RunCompleted { resource: String, field: String, records: usize, applied: usize, skipped: usize, errors: usize, duration_ms: u64 },
     /// Another process holds the record's lock.
     LockHeld { resource: String, field: String, id: String, holder: String },
     /// A background step failed; it is retried on the next run.

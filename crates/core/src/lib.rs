@@ -1,6 +1,7 @@
 //! The eventual-consistency core for s3db.js. Knows nothing of Node: the
 //! binding layer hands it a store, a record host and (optionally) a reducer.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod clock;
 pub mod codec;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod lease;
 pub mod lock;
 pub mod reducer;
+pub mod scheduler;
 mod singleflight;
 pub mod stats;
 pub mod store;

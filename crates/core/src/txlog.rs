@@ -28,6 +28,14 @@ pub struct WriteRequest {
     pub source: Option<String>,
 }
 
+/// A validated transaction, not yet written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub transaction: Transaction,
+    keyed: bool,
+    consolidate_later: bool,
+}
+
 const HOUR_MS: f64 = 3_600_000.0;
 
 impl Field {
@@ -38,7 +46,15 @@ impl Field {
         (age > o.consolidation_window * HOUR_MS).then(|| age / HOUR_MS)
     }
 
+    /// Validates and writes a transaction; durable when this returns.
     pub async fn write(&self, req: WriteRequest) -> Result<Transaction> {
+        let prepared = self.prepare(req)?;
+        self.commit(prepared).await
+    }
+
+    /// Everything that needs no I/O: validation, the late-arrival rule, the
+    /// id and the cohorts. Errors here mean nothing was written.
+    pub fn prepare(&self, req: WriteRequest) -> Result<Prepared> {
         validate_record_id(&req.id)?;
         validate_amount(req.operation, req.value)?;
         if let Some(k) = &req.key {
@@ -85,13 +101,19 @@ impl Field {
         };
         // A warned late arrival is kept for audit but never consolidated: no pending entry.
         let consolidate_later = late.is_none() || self.ctx.options.late_arrival == LateArrival::Process;
+        Ok(Prepared { transaction: t, keyed: req.key.is_some(), consolidate_later })
+    }
+
+    /// Writes a prepared transaction: the object and its references, then the pending entry.
+    pub async fn commit(&self, p: Prepared) -> Result<Transaction> {
+        let t = p.transaction;
         if !self.put_object_and_references(&t).await? {
-            if req.key.is_some() {
-                return self.resume_keyed(&t, consolidate_later).await;
+            if p.keyed {
+                return self.resume_keyed(&t, p.consolidate_later).await;
             }
             return Err(Error::storage(format!("transaction id {} already exists (nanoid collision); retry", t.id)));
         }
-        if consolidate_later {
+        if p.consolidate_later {
             self.put_pending(&PendingEntry::from_transaction(&t)).await?;
         }
         Ok(t)

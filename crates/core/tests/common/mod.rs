@@ -11,7 +11,7 @@ use ec_core::config::{Environment, PluginConfig};
 use ec_core::engine::{Context, Engine, Field};
 use ec_core::host::{NoEvents, RecordHost, RecordValue};
 use ec_core::store::faulty::FaultyStore;
-use ec_core::store::{DynStore, ObjectStore};
+use ec_core::store::DynStore;
 use ec_core::Result;
 
 pub fn tx_schema() -> ResourceSchema {
