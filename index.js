@@ -31,9 +31,13 @@ const TRANSACTION_PARTITIONS = {
   byMonth: { fields: { cohortMonth: 'string' } },
 }
 
+/** Options that are objects of the host, not configuration. */
+const NOT_CONFIG = new Set(['logger', 'database', 'client'])
+
 /** Options as JSON for the core: the reducer becomes `true`, non-finite numbers their names. */
 function optionsJson(options) {
   return JSON.stringify(options, function (key, value) {
+    if (this === options && NOT_CONFIG.has(key)) return undefined
     if (typeof value === 'function') return key === 'reducer' && this === options ? true : undefined
     if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
     if (key === 'reducer' && this === options && value !== undefined) return value === null ? null : { notAFunction: String(value) }
@@ -146,6 +150,18 @@ class EventualConsistencyPlugin extends EventEmitter {
     const handler = this._handlers.get(`${target.resource}.${target.field}`)
     if (!handler) throw makeError('EC_NOT_READY', `resource '${target.resource}' does not exist yet; create it first`)
     await handler.ready
+  }
+
+  /**
+   * Test hooks: move this plugin's clock (windows, late arrivals, leases) and
+   * count buffered writes. Not for production use.
+   */
+  get testing() {
+    const engine = this.engine
+    return {
+      setClockOffset: (ms) => engine.setClockOffset(ms),
+      buffered: () => engine.buffered(),
+    }
   }
 
   /** S3 requests the core made, by type (for benchmarks and tests). */
@@ -261,7 +277,9 @@ class EventualConsistencyPlugin extends EventEmitter {
   }
 
   _log(message) {
-    if (this.config.verbose) console.warn(`[EventualConsistency] ${message}`)
+    if (!this.config.verbose) return
+    const logger = this.options.logger && typeof this.options.logger.warn === 'function' ? this.options.logger : console
+    logger.warn(`[EventualConsistency] ${message}`)
   }
 
   _onNativeEvent(event) {
