@@ -8,7 +8,8 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ec_core::codec::metadata::{decode, encode_string, Decoded};
+use ec_core::codec::metadata::{decode, encode_string, js_client_keeps, Decoded};
+use ec_core::codec::move_to_body;
 use ec_core::store::{Condition, ListPage, Metadata, Object, ObjectStore, PutRequest, StoreError, StoreErrorKind, StoreResult};
 use serde_json::{json, Value};
 
@@ -70,7 +71,10 @@ fn condition_json(c: &Condition) -> (Value, Value) {
 
 #[async_trait]
 impl ObjectStore for BridgeStore {
-    async fn put(&self, key: &str, req: PutRequest) -> StoreResult<String> {
+    async fn put(&self, key: &str, mut req: PutRequest) -> StoreResult<String> {
+        // The JS client re-escapes with s3db.js's own rules, which lose a few
+        // strings (`null`, `undefined`, `font/woff2`); those go in the body.
+        move_to_body(&mut req, js_client_keeps);
         let (if_match, if_none_match) = condition_json(&req.condition);
         let reply = self
             .call(

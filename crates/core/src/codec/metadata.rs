@@ -83,6 +83,22 @@ pub fn decode(raw: &str) -> Decoded {
     Decoded::Text(raw.to_string())
 }
 
+/// Whether s3db.js's JS clients (MemoryClient, FileSystemClient), which
+/// escape every metadata value with their own `metadataEncode`, store `s` so
+/// that it reads back as `s`. They do not for the literals `null` and
+/// `undefined` (stored bare, read as null / absent) nor for a dictionary
+/// entry whose code decodes to something else (`font/woff2` -> `d:f` -> `failed`).
+pub fn js_client_keeps(s: &str) -> bool {
+    if s == "null" || s == "undefined" {
+        return false;
+    }
+    CONTENT_TYPES
+        .iter()
+        .chain(STATUSES.iter())
+        .filter(|(_, text)| *text == s)
+        .all(|(code, _)| dictionary_decode(code).as_deref() == Some(s))
+}
+
 const CONTENT_TYPES: [(&str, &str); 20] = [
     ("j", "application/json"),
     ("X", "application/xml"),
@@ -197,5 +213,15 @@ mod tests {
             assert_eq!(decode(&e), Decoded::Text(s.into()), "{s} -> {e}");
         }
         assert_eq!(encode_string("wallet-1"), "wallet-1");
+    }
+
+    #[test]
+    fn strings_s3db_js_clients_cannot_keep_in_metadata() {
+        for s in ["null", "undefined", "font/woff2"] {
+            assert!(!js_client_keeps(s), "{s}");
+        }
+        for s in ["api", "", "Null", "null ", "failed", "font/woff", "application/json", "completed", "u:null", "pão", "https://x.io/a"] {
+            assert!(js_client_keeps(s), "{s}");
+        }
     }
 }

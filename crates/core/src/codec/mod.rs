@@ -160,6 +160,41 @@ pub fn encode_object(schema: &ResourceSchema, attrs: &[(&str, Value)]) -> Result
     })
 }
 
+/// Moves the metadata fields whose text `keep` rejects into the JSON body,
+/// as body-overflow stores them (readers merge the body under the metadata).
+/// For stores that re-escape metadata themselves and cannot hold some strings
+/// (see [`metadata::js_client_keeps`]). `_*` keys stay; a body that is not a
+/// JSON object is left alone.
+pub fn move_to_body(req: &mut PutRequest, keep: impl Fn(&str) -> bool) {
+    let moving: Vec<(String, String)> = req
+        .metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .filter_map(|(k, v)| match metadata::decode(v) {
+            metadata::Decoded::Text(s) if !keep(&s) => Some((k.clone(), s)),
+            _ => None,
+        })
+        .collect();
+    if moving.is_empty() {
+        return;
+    }
+    let mut body = if req.body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&req.body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return,
+        }
+    };
+    for (k, s) in moving {
+        req.metadata.remove(&k);
+        body.insert(k, serde_json::Value::String(s));
+    }
+    req.metadata.insert("_overflow".into(), "true".into());
+    req.body = Bytes::from(serde_json::to_vec(&body).expect("strings serialize"));
+    req.content_type = Some("application/json".into());
+}
+
 /// Attribute name -> schema-level string, from metadata merged over the body
 /// (metadata wins, `_*` keys ignored), as s3db.js's `get` reads it.
 pub fn decode_object(schema: &ResourceSchema, obj: &Object) -> BTreeMap<String, Option<String>> {

@@ -141,6 +141,35 @@ mod tests {
     }
 
     #[test]
+    fn strings_js_clients_cannot_keep_move_to_the_body() {
+        use crate::codec::{metadata::js_client_keeps, move_to_body};
+        for (source, long) in [("null", false), ("undefined", false), ("font/woff2", false), ("null", true)] {
+            let mut t = sample();
+            t.source = Some(source.into());
+            if long {
+                t.original_id = "w".repeat(2100); // forces an overflow body already
+            }
+            let mut req = encode(&schema(), &t).unwrap();
+            move_to_body(&mut req, js_client_keeps);
+            assert!(!req.metadata.contains_key("9"), "{source}: {:?}", req.metadata);
+            assert_eq!(req.metadata.get("_overflow").map(String::as_str), Some("true"));
+            assert_eq!(req.content_type.as_deref(), Some("application/json"));
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            assert_eq!(body["9"], source);
+            assert_eq!(body.get("1").is_some(), long);
+            let obj = Object { metadata: req.metadata, body: req.body, etag: "x".into(), content_type: None };
+            assert_eq!(decode(&schema(), "int0", &obj).unwrap(), t);
+        }
+        // Everything else stays as encoded.
+        let mut t = sample();
+        t.source = Some("pão ção".into());
+        let before = encode(&schema(), &t).unwrap();
+        let mut after = before.clone();
+        move_to_body(&mut after, js_client_keeps);
+        assert_eq!(after, before);
+    }
+
+    #[test]
     fn reads_what_s3db_inserted() {
         // Metadata s3db.js 21.6.2 stored for an update (junk `_` keys included).
         let metadata: Metadata = [
