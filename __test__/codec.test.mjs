@@ -377,15 +377,9 @@ for (const backend of backends) {
     }
   })
 
-  // Known failure, outside the codec: the retry above re-creates the pending
-  // entry from the object it read (value 7, flagged for recheck), but the
-  // first attempt's entry (value 5, trusted) is still there; consolidation
-  // dedupes by transaction id keeping the entry that sorts first ('…~add~5~…'
-  // before '…~add~7~…') and trusts it, so it applies 5 and rewrites the object
-  // with value 5 and the original source. With an edit to 3 instead, the
-  // recheck entry sorts first, 3 is applied, and the stale entry (not deleted)
-  // applies 5 on the next run: applied twice. See the report of this change.
-  test.failing(name('B: consolidate applies a transaction s3db.js edited once, with its edited value'), async (t) => {
+  // A keyed retry re-creates the entry from the object; consolidation reads keyed
+  // transactions from their object and removes every entry of a transaction it applies.
+  test(name('B: consolidate applies a transaction s3db.js edited once, with its edited value'), async (t) => {
     const { w, tx } = await setup(t, backend)
     const first = await w.add('w1', 5, { key: 'k1' })
     await tx.update(first.id, { value: 7, source: 'edited ção' })

@@ -11,7 +11,7 @@
 //! A crash anywhere leaves either nothing (before the intent) or an intent
 //! whose roll-forward is idempotent: it writes an absolute value, never a delta.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,16 +100,18 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
     }
     let mut cursor: Option<String> = None;
     loop {
-        let (entries, next) = next_chunk(field, id, &mut cursor).await?;
-        if entries.is_empty() {
+        let (pending, next) = next_chunk(field, id, &mut cursor).await?;
+        if pending.is_empty() {
             break;
         }
-        let txns = resolve(field, &entries).await?;
-        // Keyed retries re-check their object: an already applied one only loses its entry.
-        let (done, todo): (Vec<_>, Vec<_>) = entries.into_iter().zip(txns).partition(|(_, t)| t.applied);
-        let (stale, _): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+        let heads: Vec<PendingEntry> = pending.iter().map(|p| p.entry.clone()).collect();
+        let txns = resolve(field, &heads).await?;
+        // An object already marked applied (a keyed retry re-created its entry) only loses its entries.
+        let (done, todo): (Vec<_>, Vec<_>) = pending.into_iter().zip(txns).partition(|(_, t)| t.applied);
+        let stale: Vec<PendingEntry> = done.into_iter().flat_map(|(p, _)| p.all).collect();
         delete_entries(field, &stale).await?;
-        let (entries, txns): (Vec<_>, Vec<_>) = todo.into_iter().unzip();
+        let entries: Vec<PendingEntry> = todo.iter().flat_map(|(p, _)| p.all.iter().cloned()).collect();
+        let txns: Vec<Transaction> = todo.into_iter().map(|(_, t)| t).collect();
         if !txns.is_empty() {
             let current = read_current(field, id, stored.is_some()).await?;
             let value = reduce(field, id, current, &txns).await?;
@@ -159,13 +161,20 @@ async fn read_current(field: &Field, id: &str, consolidated_before: bool) -> Res
     field.ctx.host.read(field.resource(), field.name(), id).await
 }
 
-/// Up to `CHUNK` pending entries the window admits, deduplicated by transaction id.
-async fn next_chunk(field: &Field, id: &str, cursor: &mut Option<String>) -> Result<(Vec<PendingEntry>, Option<String>)> {
+/// A transaction's pending entries (a keyed retry can leave more than one).
+struct Pending {
+    entry: PendingEntry,
+    /// Every entry for this transaction, `entry` included: all go when it is applied.
+    all: Vec<PendingEntry>,
+}
+
+/// Up to `CHUNK` pending transactions the window admits, grouped by id.
+async fn next_chunk(field: &Field, id: &str, cursor: &mut Option<String>) -> Result<(Vec<Pending>, Option<String>)> {
     let ctx = &field.ctx;
     let prefix = field.keys.pending_prefix(id);
     let process_late = ctx.options.late_arrival == LateArrival::Process;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Pending> = Vec::new();
     loop {
         let page = ctx.store.list(&prefix, cursor.as_deref(), CHUNK).await.map_err(|e| Error::from(e).context("listing pending transactions"))?;
         for key in &page.keys {
@@ -175,8 +184,12 @@ async fn next_chunk(field: &Field, id: &str, cursor: &mut Option<String>) -> Res
             if !process_late && field.hours_late(entry.timestamp_ms).is_some() {
                 continue;
             }
-            if seen.insert(entry.id.clone()) {
-                out.push(entry);
+            match index.get(&entry.id) {
+                Some(&i) => out[i].all.push(entry),
+                None => {
+                    index.insert(entry.id.clone(), out.len());
+                    out.push(Pending { all: vec![entry.clone()], entry });
+                }
             }
         }
         *cursor = page.next.clone();
@@ -186,14 +199,14 @@ async fn next_chunk(field: &Field, id: &str, cursor: &mut Option<String>) -> Res
     }
 }
 
-/// The transactions behind entries; reads the object where the key cannot tell
-/// (a long source, or a keyed retry that must be re-checked).
+/// The transactions behind entries: from the key where it tells everything,
+/// from the object otherwise (see `PendingEntry::needs_object`).
 async fn resolve(field: &Field, entries: &[PendingEntry]) -> Result<Vec<Transaction>> {
     // Collected first: a lazily mapped iterator makes the future !Send (rust-lang/rust#102211).
     let reads: Vec<_> = entries.iter().map(|e| async move {
         let from_key = e.to_transaction(field.name(), false);
         match from_key {
-            Some(t) if !e.recheck => Ok(t),
+            Some(t) if !e.needs_object() => Ok(t),
             _ => {
                 let key = field.schema.data_key(&e.id);
                 match field.ctx.store.get(&key).await.map_err(Error::from)? {

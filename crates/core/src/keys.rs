@@ -132,6 +132,13 @@ impl PendingEntry {
         }
     }
 
+    /// Keyed transactions (ids from `transaction_id_for_key`) are read from
+    /// their object at consolidation: a retry may have re-created the entry,
+    /// and the object, not an entry, says what the transaction is.
+    pub fn needs_object(&self) -> bool {
+        self.recheck || self.source == SourceInKey::InObject || crate::txn::is_keyed_id(&self.id)
+    }
+
     pub fn cohort(&self) -> Cohort {
         Cohort {
             date: self.cohort_hour[..10.min(self.cohort_hour.len())].to_string(),

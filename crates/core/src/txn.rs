@@ -82,6 +82,11 @@ pub fn new_transaction_id() -> String {
     nanoid::nanoid!()
 }
 
+/// Ids `transaction_id_for_key` makes: `k` and 21 more characters (nanoid's are 21).
+pub fn is_keyed_id(id: &str) -> bool {
+    id.len() == 22 && id.starts_with('k')
+}
+
 pub fn validate_idempotency_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > 200 {
         return Err(Error::range("idempotency key must be a string of 1 to 200 characters"));
@@ -111,6 +116,8 @@ mod tests {
         assert_ne!(a, transaction_id_for_key("wallets/balance/w2", "order-17"));
         assert_ne!(a, transaction_id_for_key("wallets/balance/w1", "order-18"));
         assert_eq!(a.len(), 22);
+        assert!(is_keyed_id(&a));
+        assert!(!is_keyed_id(&new_transaction_id()));
     }
 
     #[test]
