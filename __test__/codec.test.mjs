@@ -381,11 +381,14 @@ for (const backend of backends) {
   // transactions from their object and removes every entry of a transaction it applies.
   test(name('B: consolidate applies a transaction s3db.js edited once, with its edited value'), async (t) => {
     const { w, tx } = await setup(t, backend)
-    const first = await w.add('w1', 5, { key: 'k1' })
-    await tx.update(first.id, { value: 7, source: 'edited ção' })
-    t.like(await w.add('w1', 5, { key: 'k1' }), { id: first.id, value: 7, source: 'edited ção' })
-    t.is(await w.consolidate('w1'), 7)
-    t.is(await w.consolidate('w1'), 7, 'applied once')
-    t.like(await tx.get(first.id), { value: 7, source: 'edited ção', applied: true })
+    // 7 sorts after the original entry's 5, 3 before it: both orders must apply once.
+    for (const [id, edited] of [['w1', 7], ['w2', 3]]) {
+      const first = await w.add(id, 5, { key: 'k1' })
+      await tx.update(first.id, { value: edited, source: 'edited ção' })
+      t.like(await w.add(id, 5, { key: 'k1' }), { id: first.id, value: edited, source: 'edited ção' })
+      t.is(await w.consolidate(id), edited)
+      t.is(await w.consolidate(id), edited, 'applied once')
+      t.like(await tx.get(first.id), { value: edited, source: 'edited ção', applied: true })
+    }
   })
 }
