@@ -1,6 +1,6 @@
 // The plugin inside a real s3db.js database, on memory:// and on the S3 server.
 import test from 'ava'
-import { allKeys, backends, EventualConsistencyPlugin, S3db, stopS3Server, todayUtc, wallets, WALLET_ATTRIBUTES } from './helpers/db.mjs'
+import { allKeys, backends, EventualConsistencyPlugin, S3db, stopS3Server, todayUtc, wallets } from './helpers/db.mjs'
 
 test.after.always(stopS3Server)
 
@@ -258,8 +258,4 @@ test('timezone: TZ, then the system zone, then UTC', (t) => {
   const expected = process.env.TZ || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
   t.is(plugin.config.timezone, expected)
   t.is(new EventualConsistencyPlugin({ resource: 'w', field: 'b', cohort: { timezone: 'America/Sao_Paulo' } }).config.timezone, 'America/Sao_Paulo')
-})
-
-test('attribute list used by the tests matches the wallets schema', (t) => {
-  t.truthy(WALLET_ATTRIBUTES.balance)
 })

@@ -114,6 +114,9 @@ impl EventSink for JsHost {
             Event::RecordConsolidated { resource, field, id, value, applied } => json!({
                 "type": "record-consolidated", "resource": resource, "field": field, "id": id, "value": value, "applied": applied,
             }),
+            Event::RecordRepaired { resource, field, id, found, value } => json!({
+                "type": "record-repaired", "resource": resource, "field": field, "id": id, "found": found, "value": value,
+            }),
             Event::RunCompleted { resource, field, records, applied, skipped, errors, duration_ms } => json!({
                 "type": "run-completed", "resource": resource, "field": field, "recordCount": records,
                 "applied": applied, "skipped": skipped, "errors": errors, "durationMs": duration_ms,

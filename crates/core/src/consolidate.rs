@@ -69,7 +69,7 @@ pub(crate) async fn consolidate_record(field: &Arc<Field>, id: &str, policy: Wai
                     holder,
                 });
                 if policy == WaitPolicy::Skip {
-                    let value = read_current(field, id, false).await?.or_zero();
+                    let value = read_current(field, id).await?.or_zero();
                     return Ok(Outcome { value, applied: 0, skipped: true });
                 }
                 let until_expiry = (expires_at - ctx.clock.now_ms()).max(0) as u64;
@@ -113,7 +113,13 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         let entries: Vec<PendingEntry> = todo.iter().flat_map(|(p, _)| p.all.iter().cloned()).collect();
         let txns: Vec<Transaction> = todo.into_iter().map(|(_, t)| t).collect();
         if !txns.is_empty() {
-            let current = read_current(field, id, stored.is_some()).await?;
+            // Once consolidated, the checkpoint holds the field's value: the record is
+            // its projection (a stale write to it, by a paused holder or by an
+            // s3db.js update racing ours, is repaired rather than built upon).
+            let current = match &stored {
+                Some(s) => RecordValue::Present(s.checkpoint.value),
+                None => read_current(field, id).await?,
+            };
             let value = reduce(field, id, current, &txns).await?;
             guard.check()?;
             let intent = Checkpoint {
@@ -125,7 +131,8 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
             };
             let written = checkpoint::save(&*ctx.store, &ck_key, stored.as_ref(), intent).await?;
             guard.check()?;
-            ctx.host.write(field.resource(), field.name(), id, value, Some(current != RecordValue::Missing)).await?;
+            let existed = stored.is_some() || current != RecordValue::Missing;
+            ctx.host.write(field.resource(), field.name(), id, value, Some(existed)).await?;
             stored = Some(finish(field, id, &txns, &entries, value, Some(&written), guard).await?);
             applied += txns.len();
             last_value = Some(value);
@@ -141,24 +148,43 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
             break;
         }
     }
-    let value = match last_value {
-        Some(v) => v,
-        None => read_current(field, id, stored.is_some()).await?.or_zero(),
+    let value = match (last_value, &stored) {
+        (Some(v), _) => v,
+        (None, Some(s)) => repair(field, id, s.checkpoint.value, guard).await?,
+        (None, None) => read_current(field, id).await?.or_zero(),
     };
     Ok(Outcome { value, applied, skipped: false })
 }
 
-/// The record's value through the host. A record never consolidated is first
-/// looked up directly: hosts can be slow to answer "missing" (s3db.js's S3
-/// client retries a 404 for seconds).
-async fn read_current(field: &Field, id: &str, consolidated_before: bool) -> Result<RecordValue> {
-    if !consolidated_before {
-        let key = format!("resource={}/data/id={id}", field.resource());
-        if field.ctx.store.get(&key).await.map_err(|e| Error::from(e).context("looking up the record"))?.is_none() {
-            return Ok(RecordValue::Missing);
-        }
+/// The record's value through the host, looked up directly first: hosts can be
+/// slow to answer "missing" (s3db.js's S3 client retries a 404 for seconds).
+async fn read_current(field: &Field, id: &str) -> Result<RecordValue> {
+    let key = format!("resource={}/data/id={id}", field.resource());
+    if field.ctx.store.get(&key).await.map_err(|e| Error::from(e).context("looking up the record"))?.is_none() {
+        return Ok(RecordValue::Missing);
     }
     field.ctx.host.read(field.resource(), field.name(), id).await
+}
+
+/// With nothing pending, makes sure the record shows the consolidated value
+/// (a late write by a holder that lost its lease is undone here).
+async fn repair(field: &Field, id: &str, value: f64, guard: &LeaseGuard) -> Result<f64> {
+    let current = read_current(field, id).await?;
+    if current != RecordValue::Present(value) {
+        guard.check()?;
+        field.ctx.host.write(field.resource(), field.name(), id, value, Some(current != RecordValue::Missing)).await?;
+        field.ctx.events.emit(Event::RecordRepaired {
+            resource: field.resource().into(),
+            field: field.name().into(),
+            id: id.into(),
+            found: match current {
+                RecordValue::Present(v) => Some(v),
+                RecordValue::Missing => None,
+            },
+            value,
+        });
+    }
+    Ok(value)
 }
 
 /// A transaction's pending entries (a keyed retry can leave more than one).

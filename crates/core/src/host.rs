@@ -53,6 +53,8 @@ pub enum Event {
     LateArrival { resource: String, field: String, id: String, cohort_hour: String, hours_late: f64, written: bool },
     /// One record consolidated.
     RecordConsolidated { resource: String, field: String, id: String, value: f64, applied: usize },
+    /// The record did not show the consolidated value and was rewritten.
+    RecordRepaired { resource: String, field: String, id: String, found: Option<f64>, value: f64 },
     /// A background (or requested) run over a field finished.
     RunCompleted { resource: String, field: String, records: usize, applied: usize, skipped: usize, errors: usize, duration_ms: u64 },
     /// Another process holds the record's lock.

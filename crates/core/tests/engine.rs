@@ -144,3 +144,21 @@ async fn late_arrivals_follow_the_strategy() {
         assert_eq!(out.applied == 1, consolidated, "{strategy}");
     }
 }
+
+/// A write to the record behind the plugin's back (a holder that lost its lease
+/// resuming, or an s3db.js update racing ours) is repaired, never built upon.
+#[tokio::test]
+async fn a_stale_record_write_is_repaired_and_never_built_upon() {
+    let store = MemoryStore::new();
+    let host = MemoryHost::new(store.clone());
+    let (_e, field) = engine_with(store.clone(), host.clone(), clock(), opts(), "p1");
+    field.write(req("w1", Operation::Add, 10.0)).await.unwrap();
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 10.0);
+    host.seed("w1", 3.0).await;
+    field.write(req("w1", Operation::Add, 1.0)).await.unwrap();
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 11.0);
+    assert_eq!(host.value("w1"), Some(11.0));
+    host.seed("w1", 999.0).await;
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 11.0, "nothing pending: repaired");
+    assert_eq!(host.value("w1"), Some(11.0));
+}

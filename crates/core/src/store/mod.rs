@@ -17,6 +17,7 @@ pub mod counting;
 pub mod faulty;
 pub mod memory;
 pub mod prefix;
+pub mod retry;
 
 pub type Metadata = BTreeMap<String, String>;
 
