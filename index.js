@@ -118,6 +118,12 @@ class EventualConsistencyPlugin extends EventEmitter {
     return callNative(() => this.engine.consolidateAll())
   }
 
+  /** One garbage collection pass now: `[{ resource, field, deletedCount, keptPending, days, skipped, durationMs }]`. */
+  async runGarbageCollection() {
+    await Promise.all([...this._handlers.values()].map((h) => h.ready))
+    return callNative(() => this.engine.collectGarbage())
+  }
+
   /** Alias of runConsolidation(), as s3db.js's own plugin names it. */
   consolidateAll() {
     return this.runConsolidation()
@@ -161,6 +167,8 @@ class EventualConsistencyPlugin extends EventEmitter {
     return {
       setClockOffset: (ms) => engine.setClockOffset(ms),
       buffered: () => engine.buffered(),
+      tryLock: (key, leaseMs) => callNative(() => engine.testTryLock(key, leaseMs)),
+      releaseLock: (key) => callNative(() => engine.testReleaseLock(key)),
     }
   }
 
@@ -232,10 +240,20 @@ class EventualConsistencyPlugin extends EventEmitter {
           throw e
         }
       },
-      async consolidate(id) {
+      /**
+       * Sync mode (or `{ wait: true }`) waits for another process holding the
+       * record's lock; async mode resolves at once with the current value and
+       * reports the skip. `{ details: true }` resolves `{ value, applied, skipped }`.
+       */
+      async consolidate(id, options = {}) {
         await handler.ready
-        const out = await callNative(() => plugin.engine.consolidate(resourceName, field, id, true))
-        return out.value
+        const wait = options.wait !== undefined ? Boolean(options.wait) : plugin.config.mode === 'sync'
+        const out = await callNative(() => plugin.engine.consolidate(resourceName, field, id, wait))
+        if (out.skipped) {
+          plugin._log(`Consolidation of ${resourceName} ${id} skipped: running on another container`)
+          plugin._emitBoth('consolidation-skipped', { resource: resourceName, field, id, value: out.value })
+        }
+        return options.details ? out : out.value
       },
     }
     handler.ready = (async () => {
@@ -295,6 +313,13 @@ class EventualConsistencyPlugin extends EventEmitter {
         return this._emitBoth('lock-held', event)
       case 'record-consolidated':
         return this._emitBoth('record-consolidated', event)
+      case 'record-repaired':
+        this._log(`Record ${event.resource} ${event.id} held ${event.found} instead of the consolidated ${event.value}; rewrote it`)
+        return this._emitBoth('record-repaired', event)
+      case 'gc-completed':
+        if (!event.skipped) this._log(`GC removed ${event.deletedCount} applied transactions of ${event.resource}.${event.field}`)
+        else this._log('GC already running in another container')
+        return this._emitBoth('gc-completed', event)
       case 'run-completed': {
         const stats = { resource: event.resource, field: event.field, recordCount: event.recordCount, transactionCount: event.applied, applied: event.applied, skipped: event.skipped, errors: event.errors, durationMs: event.durationMs }
         this._log(`Consolidated ${stats.recordCount} records of ${stats.resource}.${stats.field} (${stats.applied} transactions, ${stats.skipped} skipped) in ${stats.durationMs} ms`)

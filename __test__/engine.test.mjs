@@ -245,7 +245,7 @@ test('a failed write emits transaction-error on plugin and db and rejects (memor
   db.on('plg:eventual-consistency:transaction-error', (e) => dbEvents.push(e))
   const put = db.client.putObject.bind(db.client)
   db.client.putObject = async (args) => {
-    if (String(args.key).includes('wallets_transactions_balance')) throw Object.assign(new Error('disk on fire'), { statusCode: 500 })
+    if (String(args.key).includes('wallets_transactions_balance')) throw Object.assign(new Error('disk on fire'), { statusCode: 403 })
     return put(args)
   }
   const err = await t.throwsAsync(() => w.add('a', 2))

@@ -90,16 +90,21 @@ function parseMutation(resource, op, args) {
 function parseConsolidate(resource, args) {
   const fields = Object.keys(registry(resource))
   const id = checkId('consolidate', args[0])
-  if (args[1] === undefined && fields.length > 1) {
+  let [field, options] = [args[1], args[2]]
+  if (field !== null && typeof field === 'object') [field, options] = [undefined, field]
+  if (field === undefined && fields.length > 1) {
     throw makeError(
       'EC_FIELD_REQUIRED',
       `Multiple fields have eventual consistency on '${resource.name}' (${fields.join(', ')}). Please specify the field: consolidate(id, field)`,
     )
   }
-  if (args[1] !== undefined && typeof args[1] !== 'string') {
-    throw makeError('EC_INVALID_ARGUMENT', `consolidate(id, field): field must be a string, got ${describe(args[1])}`)
+  if (field !== undefined && typeof field !== 'string') {
+    throw makeError('EC_INVALID_ARGUMENT', `consolidate(id, field): field must be a string, got ${describe(field)}`)
   }
-  return { id, handler: handlerFor(resource, 'consolidate', args[1] === undefined ? fields[0] : args[1]) }
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw makeError('EC_INVALID_ARGUMENT', `consolidate(): options must be an object, got ${describe(options)}`)
+  }
+  return { id, handler: handlerFor(resource, 'consolidate', field === undefined ? fields[0] : field), options: options || {} }
 }
 
 /**
@@ -122,7 +127,7 @@ function attach(resource, field, handler) {
   resource.consolidate = function (...args) {
     try {
       const c = parseConsolidate(resource, args)
-      return c.handler.consolidate(c.id)
+      return c.handler.consolidate(c.id, c.options)
     } catch (e) {
       return Promise.reject(e)
     }

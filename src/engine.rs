@@ -9,10 +9,12 @@ use ec_core::codec::ResourceSchema;
 use ec_core::config::PluginConfig;
 use ec_core::consolidate::WaitPolicy;
 use ec_core::engine::{Context, Engine};
+use ec_core::lock::{self, Acquired, Lease, LeaseTerms};
 use ec_core::scheduler::{RunStats, Scheduler};
 use ec_core::store::aws::{S3Config, S3Store};
 use ec_core::store::counting::CountingStore;
 use ec_core::store::prefix::PrefixStore;
+use ec_core::store::retry::{RetryPolicy, RetryStore};
 use ec_core::store::DynStore;
 use ec_core::txlog::WriteRequest;
 use ec_core::txn::Operation;
@@ -57,6 +59,8 @@ pub struct NativeEngine {
     counts: Arc<CountingStore>,
     clock: Arc<OffsetClock>,
     scheduler: Mutex<Option<Scheduler>>,
+    /// Locks taken through the test hooks, by key.
+    test_locks: Mutex<std::collections::HashMap<String, Lease>>,
 }
 
 fn build_store(spec: StoreSpec, host: &JsHost) -> DynStore {
@@ -107,6 +111,7 @@ impl NativeEngine {
         let spec: StoreSpec = serde_json::from_str(&store_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &format!("store spec: {e}")))?;
         let host = JsHost::new(host);
         let store = napi::bindgen_prelude::within_runtime_if_available(|| build_store(spec, &host));
+        let store: DynStore = Arc::new(RetryStore::new(store, RetryPolicy::default()));
         let counts = Arc::new(CountingStore::new(store));
         let clock = OffsetClock::new();
         let reducer: Option<Arc<dyn ec_core::host::Reducer>> =
@@ -120,7 +125,7 @@ impl NativeEngine {
             options: cfg.options,
             holder: format!("{}-{}", std::process::id(), nanoid::nanoid!(8)),
         });
-        Ok(NativeEngine { engine: Arc::new(engine), counts, clock, scheduler: Mutex::new(None) })
+        Ok(NativeEngine { engine: Arc::new(engine), counts, clock, scheduler: Mutex::new(None), test_locks: Mutex::default() })
     }
 
     /// Starts serving `field` of `resource`; `schema_json` describes its transaction resource.
@@ -208,6 +213,20 @@ impl NativeEngine {
         Ok(Value::Array(out))
     }
 
+    /// One GC pass over every field now; per-field stats.
+    #[napi]
+    pub async fn collect_garbage(&self) -> Result<Value> {
+        let mut out = Vec::new();
+        for (f, r) in self.engine.collect_garbage_all().await {
+            let s = r.map_err(js_error)?;
+            out.push(serde_json::json!({
+                "resource": f.resource(), "field": f.name(), "deletedCount": s.deleted,
+                "keptPending": s.kept_pending, "days": s.days, "skipped": s.skipped, "durationMs": s.duration_ms,
+            }));
+        }
+        Ok(Value::Array(out))
+    }
+
     /// Transactions buffered by `batchTransactions`, not yet written.
     #[napi]
     pub fn buffered(&self) -> u32 {
@@ -226,6 +245,32 @@ impl NativeEngine {
     #[napi]
     pub fn request_counts(&self) -> Value {
         serde_json::to_value(self.counts.counts()).unwrap_or(Value::Null)
+    }
+
+    /// Test hook: one attempt at the lock `key` (under the plugin's key space) with a lease of `lease_ms`.
+    #[napi]
+    pub async fn test_try_lock(&self, key: String, lease_ms: f64) -> Result<Value> {
+        let ctx = self.engine.context();
+        let full = format!("{}/locks/test-{key}", ec_core::keys::NAMESPACE);
+        let terms = LeaseTerms { lease_ms: lease_ms as i64, max_hold_ms: (lease_ms as i64).max(1) * 10 };
+        match lock::try_acquire(&*ctx.store, &*ctx.clock, &full, &ctx.holder, terms).await.map_err(js_error)? {
+            Acquired::Yes(lease) => {
+                let token = lease.body.token.clone();
+                self.test_locks.lock().unwrap().insert(key, lease);
+                Ok(serde_json::json!({ "acquired": true, "token": token, "holder": ctx.holder }))
+            }
+            Acquired::HeldBy { holder, expires_at } => Ok(serde_json::json!({ "acquired": false, "holder": holder, "expiresAt": expires_at })),
+        }
+    }
+
+    /// Test hook: releases a lock taken with `testTryLock`.
+    #[napi]
+    pub async fn test_release_lock(&self, key: String) -> Result<bool> {
+        let lease = self.test_locks.lock().unwrap().remove(&key);
+        match lease {
+            Some(l) => lock::release(&*self.engine.context().store, &l).await.map(|_| true).map_err(js_error),
+            None => Ok(false),
+        }
     }
 
     /// Moves this engine's clock (tests of windows and leases; 0 in production).

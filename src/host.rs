@@ -121,6 +121,10 @@ impl EventSink for JsHost {
                 "type": "run-completed", "resource": resource, "field": field, "recordCount": records,
                 "applied": applied, "skipped": skipped, "errors": errors, "durationMs": duration_ms,
             }),
+            Event::GcCompleted { resource, field, deleted, kept_pending, skipped, duration_ms } => json!({
+                "type": "gc-completed", "resource": resource, "field": field, "deletedCount": deleted,
+                "keptPending": kept_pending, "skipped": skipped, "durationMs": duration_ms,
+            }),
             Event::LockHeld { resource, field, id, holder } => json!({
                 "type": "lock-held", "resource": resource, "field": field, "id": id, "holder": holder,
             }),

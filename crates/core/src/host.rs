@@ -57,6 +57,8 @@ pub enum Event {
     RecordRepaired { resource: String, field: String, id: String, found: Option<f64>, value: f64 },
     /// A background (or requested) run over a field finished.
     RunCompleted { resource: String, field: String, records: usize, applied: usize, skipped: usize, errors: usize, duration_ms: u64 },
+    /// A GC pass over a field finished.
+    GcCompleted { resource: String, field: String, deleted: usize, kept_pending: usize, skipped: bool, duration_ms: u64 },
     /// Another process holds the record's lock.
     LockHeld { resource: String, field: String, id: String, holder: String },
     /// A background step failed; it is retried on the next run.

@@ -65,6 +65,15 @@ impl FieldKeys {
         format!("{}/checkpoint/{}", self.root, encode_segment(record_id))
     }
 
+    pub fn gc_state(&self) -> String {
+        format!("{}/gc-state", self.root)
+    }
+
+    /// Prefix of this field's consolidation locks (they end with `-{field}`).
+    pub fn consolidation_locks_prefix(&self) -> String {
+        format!("{NAMESPACE}/locks/lock-consolidation-{}-", encode_segment(&self.resource))
+    }
+
     pub fn consolidation_lock(&self, record_id: &str) -> String {
         format!(
             "{NAMESPACE}/locks/lock-consolidation-{}-{}-{}",

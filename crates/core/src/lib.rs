@@ -10,6 +10,7 @@ pub mod config;
 pub mod consolidate;
 pub mod engine;
 pub mod error;
+pub mod gc;
 pub mod host;
 pub mod keys;
 pub mod lease;

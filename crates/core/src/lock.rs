@@ -156,6 +156,21 @@ pub async fn release(store: &dyn ObjectStore, lease: &Lease) -> Result<()> {
     }
 }
 
+/// Deletes expired locks under `prefix` whose key ends with `suffix` (left by
+/// crashed holders), each only if unchanged since read. Returns how many went.
+pub async fn cleanup_expired(store: &dyn ObjectStore, clock: &dyn Clock, prefix: &str, suffix: &str) -> Result<usize> {
+    let keys = crate::store::list_all(store, prefix).await.map_err(|e| Error::from(e).context("listing locks"))?;
+    let mut removed = 0;
+    for key in keys.iter().filter(|k| k.ends_with(suffix)) {
+        let Some(obj) = store.get(key).await.map_err(Error::from)? else { continue };
+        let expired = serde_json::from_slice::<LockBody>(&obj.body).map_or(true, |b| clock.now_ms() >= b.expires_at);
+        if expired && store.delete(key, Condition::Matches(obj.etag)).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 fn fenced(key: &str, why: &str) -> Error {
     Error::new(ErrorKind::Fenced, format!("lost lock {key}: {why}"))
 }
@@ -192,6 +207,20 @@ mod tests {
         release(&*store, &a).await.unwrap();
         assert!(matches!(try_acquire(&*store, &*clock, "l", "C", TERMS).await.unwrap(), Acquired::HeldBy { .. }));
         renew(&*store, &*clock, &b, TERMS).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn cleanup_removes_only_expired_locks() {
+        let store = MemoryStore::new();
+        let clock = ManualClock::at(0);
+        let short = LeaseTerms { lease_ms: 1_000, max_hold_ms: 300_000 };
+        try_acquire(&*store, &*clock, "locks/lock-consolidation-w-a-balance", "A", short).await.unwrap();
+        try_acquire(&*store, &*clock, "locks/lock-consolidation-w-b-points", "A", short).await.unwrap();
+        clock.advance(2_000);
+        try_acquire(&*store, &*clock, "locks/lock-consolidation-w-c-balance", "B", short).await.unwrap();
+        let removed = cleanup_expired(&*store, &*clock, "locks/lock-consolidation-w-", "-balance").await.unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(store.keys(), vec!["locks/lock-consolidation-w-b-points", "locks/lock-consolidation-w-c-balance"]);
     }
 
     #[tokio::test]

@@ -47,10 +47,34 @@ impl Field {
         }
     }
 
+    /// Removes this field's expired consolidation locks (crashed holders), under
+    /// the field's cleanup lock; skipped when another process is at it.
+    pub async fn cleanup_stale_locks(&self) -> Result<usize> {
+        let ctx = &self.ctx;
+        let terms = crate::lease::terms(&ctx.options);
+        let lease = match crate::lock::try_acquire(&*ctx.store, &*ctx.clock, &self.keys.cleanup_lock(), &ctx.holder, terms).await? {
+            crate::lock::Acquired::Yes(l) => l,
+            crate::lock::Acquired::HeldBy { .. } => return Ok(0),
+        };
+        let suffix = format!("-{}", crate::keys::encode_segment(self.name()));
+        let removed = crate::lock::cleanup_expired(&*ctx.store, &*ctx.clock, &self.keys.consolidation_locks_prefix(), &suffix).await;
+        let _ = crate::lock::release(&*ctx.store, &lease).await;
+        removed
+    }
+
     /// One run over every record with pending transactions.
     pub async fn consolidate_pending(self: &Arc<Self>) -> Result<RunStats> {
         let started = Instant::now();
         self.flush().await?;
+        if let Err(e) = self.cleanup_stale_locks().await {
+            self.ctx.events.emit(Event::Error {
+                resource: self.resource().into(),
+                field: self.name().into(),
+                id: None,
+                stage: "lock-cleanup",
+                message: e.to_string(),
+            });
+        }
         let ids = self.records_with_pending().await?;
         let runs: Vec<_> = ids
             .iter()
@@ -112,23 +136,62 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// GC over every field; each field's result is also sent as an event.
+    pub async fn collect_garbage_all(&self) -> Vec<(Arc<Field>, Result<crate::gc::GcStats>)> {
+        let mut out = Vec::new();
+        for f in self.fields() {
+            let r = f.collect_garbage().await;
+            match &r {
+                Ok(s) => self.context().events.emit(Event::GcCompleted {
+                    resource: f.resource().into(),
+                    field: f.name().into(),
+                    deleted: s.deleted,
+                    kept_pending: s.kept_pending,
+                    skipped: s.skipped,
+                    duration_ms: s.duration_ms,
+                }),
+                Err(e) => self.context().events.emit(Event::Error {
+                    resource: f.resource().into(),
+                    field: f.name().into(),
+                    id: None,
+                    stage: "gc",
+                    message: e.to_string(),
+                }),
+            }
+            out.push((f, r));
+        }
+        out
+    }
+}
+
 /// The background task. `stop()` lets a run in flight finish.
 pub struct Scheduler {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A timer whose first tick comes one period from now; late ticks do not pile up.
+fn ticker(seconds: f64) -> tokio::time::Interval {
+    let period = Duration::from_secs_f64(seconds);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 impl Scheduler {
     pub fn start(engine: Arc<Engine>) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let period = Duration::from_secs_f64(engine.context().options.consolidation_interval);
+        let o = &engine.context().options;
+        let mut consolidation = ticker(o.consolidation_interval);
+        let mut gc = ticker(o.gc_interval);
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(period) => {}
+                    _ = consolidation.tick() => { engine.consolidate_all().await; }
+                    _ = gc.tick() => { engine.collect_garbage_all().await; }
                     _ = stopped.changed() => return,
                 }
-                engine.consolidate_all().await;
                 if *stopped.borrow() {
                     return;
                 }
