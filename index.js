@@ -25,6 +25,22 @@ const TRANSACTION_ATTRIBUTES = {
   applied: 'boolean|optional',
 }
 
+const ANALYTICS_ATTRIBUTES = {
+  id: 'string|required',
+  period: 'string|required',
+  cohort: 'string|required',
+  transactionCount: 'number|required',
+  totalValue: 'number|required',
+  avgValue: 'number|optional',
+  minValue: 'number|optional',
+  maxValue: 'number|optional',
+  operations: 'json|optional',
+  recordCount: 'number|required',
+  consolidatedAt: 'string|optional',
+  updatedAt: 'string|optional',
+  foldSeq: 'number|optional',
+}
+
 const TRANSACTION_PARTITIONS = {
   byHour: { fields: { cohortHour: 'string' } },
   byDay: { fields: { cohortDate: 'string' } },
@@ -143,6 +159,38 @@ class EventualConsistencyPlugin extends EventEmitter {
     const t = this._target('getCohortStats', target)
     await this._ready(t)
     return callNative(() => this.engine.cohortStats(t.resource, t.field, date instanceof Date ? date.toISOString().slice(0, 10) : String(date)))
+  }
+
+  /**
+   * Pre-computed analytics of one field: `[{ cohort, count, sum, avg, min, max, recordCount }]`
+   * sorted by cohort (`breakdown: 'operations'` gives `{ cohort, add, sub, set }`).
+   * Options: `{ period: 'hour'|'day'|'month', date | startDate+endDate | month | year, breakdown, metrics }`.
+   */
+  async getAnalytics(resourceName, field, options = {}) {
+    const t = this._analyticsTarget('getAnalytics', resourceName, field)
+    await this._ready(t)
+    return callNative(() => this.engine.analytics(t.resource, t.field, JSON.stringify(options ?? {})))
+  }
+
+  /** Top records of a cohort: `[{ recordId, count, sum }]`, highest first. Options: `{ period, date, metric: 'transactionCount'|'totalValue', limit }`. */
+  async getTopRecords(resourceName, field, options = {}) {
+    const t = this._analyticsTarget('getTopRecords', resourceName, field)
+    await this._ready(t)
+    return callNative(() => this.engine.topRecords(t.resource, t.field, JSON.stringify(options ?? {})))
+  }
+
+  _analyticsTarget(method, resource, field) {
+    if (typeof resource !== 'string' || typeof field !== 'string') {
+      throw makeError('EC_INVALID_ARGUMENT', `${method}(resourceName, field, options): resourceName and field must be strings`)
+    }
+    const t = this.config.targets.find((x) => x.resource === resource && x.field === field)
+    if (!t) {
+      throw makeError('EC_UNKNOWN_FIELD', `${method}: this plugin serves no field '${field}' on resource '${resource}' (it serves ${this.config.targets.map((x) => `${x.resource}.${x.field}`).join(', ')})`)
+    }
+    if (!this.config.enableAnalytics) {
+      throw makeError('EC_OUT_OF_RANGE', `${method}: analytics are not enabled for ${resource}.${field} (enableAnalytics: true)`)
+    }
+    return t
   }
 
   _target(method, { resource, field } = {}) {
@@ -273,13 +321,22 @@ class EventualConsistencyPlugin extends EventEmitter {
         asyncPartitions: true,
         createdBy: 'EventualConsistencyPlugin',
       })
-      const schema = {
-        name: tx.name,
-        version: String(tx.version || 'v1'),
-        map: tx.schema.map,
-        partitions: (tx.config && tx.config.partitions) || TRANSACTION_PARTITIONS,
+      const schemaOf = (r, partitions) => JSON.stringify({ name: r.name, version: String(r.version || 'v1'), map: r.schema.map, partitions })
+      let analyticsSchema = null
+      if (this.config.enableAnalytics) {
+        // body-only: rows are JSON bodies, so each version has its own ETag and can be compare-and-swapped.
+        const an = await this.database.createResource({
+          name: `${resourceName}_analytics_${field}`,
+          attributes: ANALYTICS_ATTRIBUTES,
+          behavior: 'body-only',
+          timestamps: false,
+          createdBy: 'EventualConsistencyPlugin',
+        })
+        analyticsSchema = schemaOf(an, {})
+        handler.analyticsResource = an
       }
-      callNativeSync(() => this.engine.register(resourceName, field, JSON.stringify(schema)))
+      const txSchema = schemaOf(tx, (tx.config && tx.config.partitions) || TRANSACTION_PARTITIONS)
+      callNativeSync(() => this.engine.register(resourceName, field, txSchema, analyticsSchema))
       handler.transactionResource = tx
     })()
     // A setup failure surfaces on every call; do not also crash the process.

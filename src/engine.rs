@@ -130,11 +130,31 @@ impl NativeEngine {
 
     /// Starts serving `field` of `resource`; `schema_json` describes its transaction resource.
     #[napi]
-    pub fn register(&self, resource: String, field: String, schema_json: String) -> Result<()> {
-        let raw: Value = serde_json::from_str(&schema_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &e.to_string()))?;
-        let schema = ResourceSchema::from_json(&raw).map_err(js_error)?;
-        self.engine.register(&resource, &field, schema);
+    pub fn register(&self, resource: String, field: String, schema_json: String, analytics_schema_json: Option<String>) -> Result<()> {
+        let parse = |json: &str| -> Result<ResourceSchema> {
+            let raw: Value = serde_json::from_str(json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &e.to_string()))?;
+            ResourceSchema::from_json(&raw).map_err(js_error)
+        };
+        let schema = parse(&schema_json)?;
+        let analytics = analytics_schema_json.as_deref().map(parse).transpose()?;
+        self.engine.register_with_analytics(&resource, &field, schema, analytics);
         Ok(())
+    }
+
+    /// `getAnalytics(resource, field, options)`: rows of one period, sorted by cohort.
+    #[napi]
+    pub async fn analytics(&self, resource: String, field: String, options_json: String) -> Result<Value> {
+        let f = self.engine.field(&resource, &field).map_err(js_error)?;
+        let options: Value = serde_json::from_str(&options_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &e.to_string()))?;
+        f.analytics(&options).await.map(Value::Array).map_err(js_error)
+    }
+
+    /// `getTopRecords(resource, field, options)`: `[{ recordId, count, sum }]`, highest first.
+    #[napi]
+    pub async fn top_records(&self, resource: String, field: String, options_json: String) -> Result<Value> {
+        let f = self.engine.field(&resource, &field).map_err(js_error)?;
+        let options: Value = serde_json::from_str(&options_json).map_err(|e| js_error_text("EC_INVALID_ARGUMENT", &e.to_string()))?;
+        f.top_records(&options).await.map(Value::Array).map_err(js_error)
     }
 
     /// `set`/`add`/`sub`. Resolves with the transaction once it is durable
@@ -221,7 +241,8 @@ impl NativeEngine {
             let s = r.map_err(js_error)?;
             out.push(serde_json::json!({
                 "resource": f.resource(), "field": f.name(), "deletedCount": s.deleted,
-                "keptPending": s.kept_pending, "days": s.days, "skipped": s.skipped, "durationMs": s.duration_ms,
+                "keptPending": s.kept_pending, "days": s.days, "analyticsRowsDeleted": s.analytics_rows_deleted,
+                "skipped": s.skipped, "durationMs": s.duration_ms,
             }));
         }
         Ok(Value::Array(out))

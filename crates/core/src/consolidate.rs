@@ -284,6 +284,8 @@ async fn finish(
             .map_err(|e| Error::from(e).context(format!("marking transaction {} applied", t.id)))
     }).collect();
     stream::iter(marks).buffer_unordered(MARK_CONCURRENCY).try_collect::<Vec<()>>().await?;
+    // Before the entries go: a crash after this point rewrites the same journal entry.
+    field.journal_batch(id, current.map_or(0, |s| s.checkpoint.seq), txns).await?;
     delete_entries(field, entries).await?;
     let clean = Checkpoint {
         value,

@@ -41,8 +41,15 @@ pub struct Field {
     pub ctx: Arc<Context>,
     pub keys: FieldKeys,
     pub schema: ResourceSchema,
+    /// The `{resource}_analytics_{field}` resource, when analytics are on.
+    pub analytics: Option<ResourceSchema>,
     pub(crate) flights: SingleFlight,
     pub(crate) batch: Batch,
+    /// A background analytics fold is running / another was asked for meanwhile.
+    pub(crate) folding: std::sync::atomic::AtomicBool,
+    /// One fold at a time in this process; the S3 lock orders processes.
+    pub(crate) fold_lock: tokio::sync::Mutex<()>,
+    pub(crate) fold_again: std::sync::atomic::AtomicBool,
 }
 
 impl Field {
@@ -77,7 +84,43 @@ impl Field {
         self.flush().await?;
         let field = Arc::clone(self);
         let owned = id.to_string();
-        self.flights.run(id, move || async move { crate::consolidate::consolidate_record(&field, &owned, policy).await }).await
+        let out = self.flights.run(id, move || async move { crate::consolidate::consolidate_record(&field, &owned, policy).await }).await?;
+        if out.applied > 0 {
+            self.fold_in_background();
+        }
+        Ok(out)
+    }
+
+    /// Folds the analytics journal soon, off the caller's path; calls while a
+    /// fold runs make it go round once more.
+    pub fn fold_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.analytics.is_none() {
+            return;
+        }
+        self.fold_again.store(true, SeqCst);
+        if self.folding.swap(true, SeqCst) {
+            return;
+        }
+        let field = Arc::clone(self);
+        tokio::spawn(async move {
+            while field.fold_again.swap(false, SeqCst) {
+                if let Err(e) = field.fold_analytics().await {
+                    field.ctx.events.emit(crate::host::Event::Error {
+                        resource: field.resource().into(),
+                        field: field.name().into(),
+                        id: None,
+                        stage: "analytics",
+                        message: e.to_string(),
+                    });
+                }
+            }
+            field.folding.store(false, SeqCst);
+            // A request that arrived between the last check and the reset.
+            if field.fold_again.load(SeqCst) {
+                field.fold_in_background();
+            }
+        });
     }
 }
 
@@ -97,12 +140,20 @@ impl Engine {
 
     /// Serves `field` of `resource`, whose transactions live in the resource `schema` describes.
     pub fn register(&self, resource: &str, field: &str, schema: ResourceSchema) -> Arc<Field> {
+        self.register_with_analytics(resource, field, schema, None)
+    }
+
+    pub fn register_with_analytics(&self, resource: &str, field: &str, schema: ResourceSchema, analytics: Option<ResourceSchema>) -> Arc<Field> {
         let f = Arc::new(Field {
             ctx: Arc::clone(&self.ctx),
             keys: FieldKeys::new(resource, field),
             schema,
+            analytics,
             flights: SingleFlight::default(),
             batch: Batch::default(),
+            folding: Default::default(),
+            fold_lock: Default::default(),
+            fold_again: Default::default(),
         });
         self.fields.write().unwrap().insert((resource.to_string(), field.to_string()), Arc::clone(&f));
         f

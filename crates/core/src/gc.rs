@@ -25,6 +25,8 @@ pub struct GcStats {
     /// Old transactions kept because they are not applied.
     pub kept_pending: usize,
     pub days: usize,
+    /// Analytics rows older than `analyticsConfig.retentionDays`.
+    pub analytics_rows_deleted: usize,
     /// Another process held the GC lock.
     pub skipped: bool,
     pub duration_ms: u64,
@@ -64,10 +66,10 @@ impl Field {
             Some(obj) => serde_json::from_slice(&obj.body).unwrap_or_default(),
             None => GcState::default(),
         };
+        let mut stats = GcStats { analytics_rows_deleted: self.collect_analytics_rows().await?, ..Default::default() };
         let Some(mut day) = state.from_day.or(self.earliest_day().await?) else {
-            return Ok(GcStats::default());
+            return Ok(stats);
         };
-        let mut stats = GcStats::default();
         let mut next_from: Option<String> = None;
         while day <= cutoff_day {
             guard.check()?;
@@ -85,6 +87,30 @@ impl Field {
             .await
             .map_err(|e| Error::from(e).context("saving the GC watermark"))?;
         Ok(stats)
+    }
+
+    /// Deletes analytics rows (and their record shards) older than retention.
+    async fn collect_analytics_rows(&self) -> Result<usize> {
+        let (Some(cfg), Some(schema)) = (&self.ctx.options.analytics, &self.analytics) else { return Ok(0) };
+        let Some(days) = cfg.retention_days else { return Ok(0) };
+        let cutoff = self.ctx.options.timezone.cohort(self.ctx.clock.now_ms() - (days * DAY_MS as f64) as i64);
+        let mut doomed = Vec::new();
+        let mut rows = 0;
+        for &period in &cfg.periods {
+            let oldest_kept = crate::analytics::rows::cohort_of(period, &cutoff.hour);
+            let prefix = format!("{}id={}-", schema.data_prefix(), period.name());
+            for key in list_all(&*self.ctx.store, &prefix).await.map_err(Error::from)? {
+                let cohort = key.strip_prefix(&prefix).unwrap_or("");
+                if cohort < oldest_kept.as_str() {
+                    let row = format!("{}-{cohort}", period.name());
+                    doomed.extend(list_all(&*self.ctx.store, &self.keys.analytics_records_prefix(&row)).await.map_err(Error::from)?);
+                    doomed.push(key);
+                    rows += 1;
+                }
+            }
+        }
+        self.ctx.store.delete_many(&doomed).await.map_err(|e| Error::from(e).context("deleting old analytics rows"))?;
+        Ok(rows)
     }
 
     /// The first `cohortDate` with a byDay reference, from one LIST of one key.

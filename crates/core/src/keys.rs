@@ -65,6 +65,27 @@ impl FieldKeys {
         format!("{}/checkpoint/{}", self.root, encode_segment(record_id))
     }
 
+    pub fn analytics_journal_prefix(&self) -> String {
+        format!("{}/analytics/journal/", self.root)
+    }
+
+    /// One consolidation batch's analytics delta: record and checkpoint seq make it unique and stable.
+    pub fn analytics_journal(&self, record_id: &str, seq: u64) -> String {
+        format!("{}{}~{seq:012}", self.analytics_journal_prefix(), encode_segment(record_id))
+    }
+
+    pub fn analytics_roller(&self) -> String {
+        format!("{}/analytics/roller", self.root)
+    }
+
+    pub fn analytics_records_prefix(&self, row_id: &str) -> String {
+        format!("{}/analytics/records/{}/", self.root, encode_segment(row_id))
+    }
+
+    pub fn analytics_lock(&self) -> String {
+        format!("{NAMESPACE}/locks/lock-analytics-{}-{}", encode_segment(&self.resource), encode_segment(&self.field))
+    }
+
     pub fn gc_state(&self) -> String {
         format!("{}/gc-state", self.root)
     }

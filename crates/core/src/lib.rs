@@ -1,6 +1,7 @@
 //! The eventual-consistency core for s3db.js. Knows nothing of Node: the
 //! binding layer hands it a store, a record host and (optionally) a reducer.
 
+pub mod analytics;
 pub mod batch;
 pub mod checkpoint;
 pub mod clock;

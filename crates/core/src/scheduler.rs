@@ -101,6 +101,18 @@ impl Field {
                 }
             }
         }
+        if self.analytics.is_some() {
+            if let Err(e) = self.fold_analytics().await {
+                stats.errors += 1;
+                self.ctx.events.emit(Event::Error {
+                    resource: self.resource().into(),
+                    field: self.name().into(),
+                    id: None,
+                    stage: "analytics",
+                    message: e.to_string(),
+                });
+            }
+        }
         stats.duration_ms = started.elapsed().as_millis() as u64;
         self.ctx.events.emit(Event::RunCompleted {
             resource: self.resource().into(),
