@@ -103,6 +103,15 @@ impl RecordHost for DyingView {
     }
 }
 
+pub fn analytics_schema() -> ResourceSchema {
+    ResourceSchema::from_json(&serde_json::json!({
+        "name": "wallets_analytics_balance",
+        "version": "v1",
+        "map": {"id":"0","period":"1","cohort":"2","transactionCount":"3","totalValue":"4","avgValue":"5","minValue":"6","maxValue":"7","operations":"8","recordCount":"9","consolidatedAt":"a","updatedAt":"b","foldSeq":"c"}
+    }))
+    .unwrap()
+}
+
 pub fn engine_with(store: DynStore, host: Arc<dyn RecordHost>, clock: Arc<dyn Clock>, options: serde_json::Value, holder: &str) -> (Engine, Arc<Field>) {
     let cfg = PluginConfig::parse(&options, &Environment::default()).unwrap();
     let engine = Engine::new(Context {
@@ -114,10 +123,15 @@ pub fn engine_with(store: DynStore, host: Arc<dyn RecordHost>, clock: Arc<dyn Cl
         options: cfg.options,
         holder: holder.to_string(),
     });
-    let field = engine.register("wallets", "balance", tx_schema());
+    let analytics = cfg_has_analytics(&options).then(analytics_schema);
+    let field = engine.register_with_analytics("wallets", "balance", tx_schema(), analytics);
     (engine, field)
 }
 
 pub fn clock() -> Arc<ManualClock> {
     ManualClock::at(1_760_000_000_000)
+}
+
+fn cfg_has_analytics(options: &serde_json::Value) -> bool {
+    options.get("enableAnalytics").and_then(|v| v.as_bool()).unwrap_or(false)
 }
