@@ -31,18 +31,22 @@ use crate::host::{HostFn, JsHost};
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 enum StoreSpec {
-    #[serde(rename_all = "camelCase")]
-    S3 {
-        endpoint: Option<String>,
-        region: Option<String>,
-        bucket: String,
-        access_key_id: String,
-        secret_access_key: String,
-        session_token: Option<String>,
-        force_path_style: Option<bool>,
-        key_prefix: Option<String>,
-    },
+    S3(S3Spec),
     Bridge,
+}
+
+/// `db.client`'s S3 connection, as lib/store-spec.js reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Spec {
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: String,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    force_path_style: Option<bool>,
+    key_prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,20 +69,30 @@ pub struct NativeEngine {
 
 fn build_store(spec: StoreSpec, host: &JsHost) -> DynStore {
     match spec {
-        StoreSpec::S3 { endpoint, region, bucket, access_key_id, secret_access_key, session_token, force_path_style, key_prefix } => {
-            let s3 = S3Store::new(&S3Config {
-                endpoint,
-                region: region.unwrap_or_else(|| "us-east-1".into()),
-                bucket,
-                access_key_id,
-                secret_access_key,
-                session_token,
-                force_path_style: force_path_style.unwrap_or(false),
-                attempt_timeout: Duration::from_secs(30),
-            });
-            Arc::new(PrefixStore::new(Arc::new(s3), key_prefix.as_deref().unwrap_or("")))
-        }
         StoreSpec::Bridge => Arc::new(BridgeStore::new(host.clone())),
+        StoreSpec::S3(s3) => build_s3(s3),
+    }
+}
+
+fn build_s3(spec: S3Spec) -> DynStore {
+    let s3 = S3Store::new(&S3Config {
+        endpoint: spec.endpoint,
+        region: spec.region.unwrap_or_else(|| "us-east-1".into()),
+        bucket: spec.bucket,
+        access_key_id: spec.access_key_id,
+        secret_access_key: spec.secret_access_key,
+        session_token: spec.session_token,
+        force_path_style: spec.force_path_style.unwrap_or(false),
+        attempt_timeout: Duration::from_secs(30),
+    });
+    Arc::new(PrefixStore::new(Arc::new(s3), spec.key_prefix.as_deref().unwrap_or("")))
+}
+
+/// An S3 store (with prefix) from a store spec, for the benchmark's raw baseline.
+pub(crate) fn s3_store_from_json(json: &str) -> std::result::Result<DynStore, String> {
+    match serde_json::from_str::<StoreSpec>(json).map_err(|e| e.to_string())? {
+        StoreSpec::S3(spec) => Ok(napi::bindgen_prelude::within_runtime_if_available(|| build_s3(spec))),
+        StoreSpec::Bridge => Err("the raw baseline needs an S3 store".into()),
     }
 }
 

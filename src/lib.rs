@@ -3,6 +3,7 @@
 
 #![deny(clippy::all)]
 
+mod bench;
 mod bridge;
 mod convert;
 mod engine;
