@@ -39,16 +39,34 @@ fi
 echo "s3-venv: installing $REQS into $VENV"
 start=$(date +%s)
 
+PSEUDO_MARK="$VENV/.s3-pseudo-venv"
 if [ ! -x "$VENV/bin/python" ]; then
   # Debian/Ubuntu system pythons lack ensurepip unless python3-venv is
   # installed; fall back to a pip-less venv driven by the system pip.
   if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
     rm -rf "$VENV"
-    "$PYTHON" -m venv --without-pip "$VENV"
+    if ! "$PYTHON" -m venv --without-pip "$VENV" 2>/dev/null; then
+      # No usable venv module at all: a pseudo-venv, i.e. `pip install --target`
+      # plus a bin/python wrapper that puts it first on sys.path.
+      rm -rf "$VENV"
+      echo "s3-venv: $PYTHON cannot create a venv; using pip --target with a bin/python wrapper"
+      REAL_PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+      mkdir -p "$VENV/bin" "$VENV/site-packages"
+      cat > "$VENV/bin/python" <<EOF
+#!/bin/sh
+# s3-venv.sh pseudo-venv: $REAL_PYTHON with $VENV/site-packages first on sys.path.
+PYTHONPATH="$VENV/site-packages\${PYTHONPATH:+:\$PYTHONPATH}" PYTHONNOUSERSITE=1 exec "$REAL_PYTHON" "\$@"
+EOF
+      chmod +x "$VENV/bin/python"
+      : > "$PSEUDO_MARK"
+    fi
   fi
 fi
 
-if "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+if [ -f "$PSEUDO_MARK" ]; then
+  # shellcheck disable=SC2086
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --upgrade --target "$VENV/site-packages" $REQS
+elif "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $REQS
 else
