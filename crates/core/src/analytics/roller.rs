@@ -119,6 +119,11 @@ impl Field {
         }
         let _in_process = self.fold_lock.lock().await;
         let ctx = &self.ctx;
+        // Nothing journaled: nothing to fold (an intent's entries outlive it), so reads skip the lock.
+        let probe = ctx.store.list(&self.keys.analytics_journal_prefix(), None, 1).await.map_err(Error::from)?;
+        if probe.keys.is_empty() {
+            return Ok(FoldStats::default());
+        }
         let terms = lease::terms(&ctx.options);
         let lease = match lock::try_acquire(&*ctx.store, &*ctx.clock, &self.keys.analytics_lock(), &ctx.holder, terms).await? {
             Acquired::Yes(l) => l,

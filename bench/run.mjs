@@ -1,0 +1,159 @@
+// npm run bench: s3db.js 21.6.2's own EventualConsistencyPlugin and ours, side
+// by side, in one process run, on one moto server behind a counting proxy.
+//
+//   BENCH_QUICK=1      small sizes (a smoke run)
+//   BENCH_PEER_BIG=1   also run their plugin on 10,000 transactions (about an hour here)
+//   BENCH_OUT=dir      where results go (default bench/results)
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { database, measure, native, plugins, pool, startServers, summarize, BUCKET } from './lib.mjs'
+import { renderChart } from './chart.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const QUICK = process.env.BENCH_QUICK === '1'
+const OUT = process.env.BENCH_OUT || join(HERE, 'results')
+const size = (full, quick) => (QUICK ? quick : full)
+
+const WORKLOADS = {
+  adds: { n: size(2000, 200), records: 20, concurrency: [1, 32], repeats: { ours: size(3, 1), theirs: size(2, 1) } },
+  consolidation: [
+    { n: size(1000, 100), records: 10, repeats: { ours: size(3, 1), theirs: size(2, 1) } },
+    { n: size(10000, 400), records: size(100, 20), repeats: { ours: size(2, 1), theirs: process.env.BENCH_PEER_BIG === '1' ? 1 : 0 } },
+  ],
+  raw: { n: size(2000, 200), concurrency: [1, 32], repeats: size(3, 1) },
+}
+
+const runs = []
+const log = (...a) => console.error(...a)
+
+function record(plugin, workload, params, m, requests, ops) {
+  const r = {
+    plugin,
+    workload,
+    ...params,
+    ms: m.ms,
+    opsPerSec: (ops / m.ms) * 1000,
+    requests,
+    requestsPerOp: requests.total / ops,
+    loopP50: m.loopP50,
+    loopP99: m.loopP99,
+    rssPeakMb: m.rssPeakMb,
+  }
+  runs.push(r)
+  log(`  ${plugin.padEnd(6)} ${workload} ${JSON.stringify(params)}: ${r.ms.toFixed(0)} ms, ${r.opsPerSec.toFixed(1)} ops/s, ${r.requestsPerOp.toFixed(2)} req/op, loop p99 ${r.loopP99.toFixed(1)} ms`)
+  return r
+}
+
+async function addThroughput(servers, which, n, records, concurrency) {
+  const db = await database(servers)
+  const p = await plugins[which].install(db)
+  await p.add('warmup', 1) // creates the transaction resource before the clock starts
+  await servers.reset()
+  const m = await measure(() => pool(n, concurrency, (i) => p.add(`w${i % records}`, (i % 7) + 1)))
+  const requests = await servers.counts()
+  await p.stop()
+  await db.disconnect()
+  return record(which, 'add', { n, records, concurrency }, m, requests, n)
+}
+
+async function consolidation(servers, which, n, records) {
+  const db = await database(servers)
+  const p = await plugins[which].install(db)
+  log(`  ${which}: seeding ${n} pending transactions over ${records} records`)
+  await pool(n, 16, (i) => p.add(`w${i % records}`, (i % 7) + 1))
+  await servers.reset()
+  const m = await measure(() => p.consolidateAll())
+  const requests = await servers.counts()
+  const r = record(which, 'consolidation', { n, records }, m, requests, n)
+  // Correctness check on the way: every record holds its sum.
+  const expected = new Map()
+  for (let i = 0; i < n; i++) expected.set(`w${i % records}`, (expected.get(`w${i % records}`) ?? 0) + (i % 7) + 1)
+  const wrong = []
+  for (const [id, v] of expected) if ((await db.resources.wallets.get(id)).balance !== v) wrong.push(id)
+  r.wrongRecords = wrong.length
+  // One day's analytics right after.
+  const date = new Date().toISOString().slice(0, 10)
+  await servers.reset()
+  let rows
+  const q = await measure(async () => (rows = await p.dayAnalytics(date)))
+  const qRequests = await servers.counts()
+  runs.push({ plugin: which, workload: 'analytics-day', n, records, ms: q.ms, requests: qRequests, requestsPerOp: qRequests.total, rows: rows?.length ?? 0, count: rows?.[0]?.count })
+  log(`  ${which.padEnd(6)} analytics-day after ${n}: ${q.ms.toFixed(0)} ms, ${qRequests.total} requests, count=${rows?.[0]?.count}`)
+  await p.stop()
+  await db.disconnect()
+  return r
+}
+
+async function rawPuts(servers, n, concurrency) {
+  const spec = { kind: 's3', endpoint: servers.proxy, region: 'us-east-1', bucket: BUCKET, accessKeyId: 'bench', secretAccessKey: 'bench', forcePathStyle: true, keyPrefix: `raw-${Date.now()}` }
+  await servers.reset()
+  // The size of a transaction object: its metadata, ~190 bytes.
+  const m = await measure(() => native.benchPutObjects(JSON.stringify(spec), 'raw', n, concurrency, 190))
+  const requests = await servers.counts()
+  return record('raw', 'put', { n, concurrency }, m, requests, n)
+}
+
+function table() {
+  const rows = []
+  const pick = (plugin, workload, match) => runs.filter((r) => r.plugin === plugin && r.workload === workload && Object.entries(match).every(([k, v]) => r[k] === v))
+  const line = (label, ours, theirs, key, better) => {
+    if (!ours.length) return
+    const o = summarize(ours, key)
+    const t = theirs.length ? summarize(theirs, key) : null
+    const ratio = t ? o.median / t.median : null
+    rows.push({
+      measure: label,
+      theirs: t ? `${fmt(t.median)} (${fmt(t.min)}–${fmt(t.max)}, n=${t.n})` : 'not run',
+      ours: `${fmt(o.median)} (${fmt(o.min)}–${fmt(o.max)}, n=${o.n})`,
+      'ours/theirs': ratio === null ? '' : `${ratio.toFixed(2)}x${better ? ` (${better(ratio)})` : ''}`,
+    })
+  }
+  const faster = (r) => `${r >= 1 ? r.toFixed(1) : (1 / r).toFixed(1)}x ${r >= 1 ? 'more' : 'less'}`
+  const fewer = (r) => `${(1 / r).toFixed(1)}x fewer`
+  for (const c of WORKLOADS.adds.concurrency) {
+    const m = { concurrency: c }
+    line(`add() ops/s, concurrency ${c}`, pick('ours', 'add', m), pick('theirs', 'add', m), 'opsPerSec', faster)
+    line(`add() requests/op, c=${c}`, pick('ours', 'add', m), pick('theirs', 'add', m), 'requestsPerOp', fewer)
+    line(`add() event-loop p99 ms, c=${c}`, pick('ours', 'add', m), pick('theirs', 'add', m), 'loopP99')
+    line(`raw PutObject ops/s, c=${c} (floor)`, pick('raw', 'put', m), [], 'opsPerSec')
+  }
+  for (const { n, records } of WORKLOADS.consolidation) {
+    const m = { n, records }
+    line(`consolidation ms, ${n} tx / ${records} records`, pick('ours', 'consolidation', m), pick('theirs', 'consolidation', m), 'ms', (r) => `${(1 / r).toFixed(1)}x faster`)
+    line(`consolidation requests/tx, ${n}`, pick('ours', 'consolidation', m), pick('theirs', 'consolidation', m), 'requestsPerOp', fewer)
+    line(`consolidation event-loop p99 ms, ${n}`, pick('ours', 'consolidation', m), pick('theirs', 'consolidation', m), 'loopP99')
+    line(`consolidation peak RSS MB, ${n}`, pick('ours', 'consolidation', m), pick('theirs', 'consolidation', m), 'rssPeakMb')
+    line(`analytics (one day) requests, after ${n}`, pick('ours', 'analytics-day', { n }), pick('theirs', 'analytics-day', { n }), 'requestsPerOp', fewer)
+    line(`analytics (one day) ms, after ${n}`, pick('ours', 'analytics-day', { n }), pick('theirs', 'analytics-day', { n }), 'ms')
+  }
+  return rows
+}
+
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
+
+const servers = await startServers()
+const started = new Date()
+try {
+  for (const c of WORKLOADS.raw.concurrency) for (let i = 0; i < WORKLOADS.raw.repeats; i++) await rawPuts(servers, WORKLOADS.raw.n, c)
+  for (const c of WORKLOADS.adds.concurrency) {
+    for (const which of ['theirs', 'ours']) {
+      for (let i = 0; i < WORKLOADS.adds.repeats[which]; i++) await addThroughput(servers, which, WORKLOADS.adds.n, WORKLOADS.adds.records, c)
+    }
+  }
+  for (const w of WORKLOADS.consolidation) {
+    for (const which of ['theirs', 'ours']) {
+      for (let i = 0; i < w.repeats[which]; i++) await consolidation(servers, which, w.n, w.records)
+    }
+  }
+} finally {
+  await servers.stop()
+}
+
+const summary = table()
+console.table(summary)
+mkdirSync(OUT, { recursive: true })
+const result = { date: started.toISOString(), quick: QUICK, machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, workloads: WORKLOADS, runs, summary }
+writeFileSync(join(OUT, 'latest.json'), JSON.stringify(result, null, 2))
+writeFileSync(join(OUT, 'benchmarks.svg'), renderChart(result))
+log(`results: ${join(OUT, 'latest.json')}, chart: ${join(OUT, 'benchmarks.svg')}`)
