@@ -288,7 +288,7 @@ export class EventualConsistencyPlugin extends EventEmitter {
   readonly options: EventualConsistencyPluginOptions
   /** The options as validated, defaults filled in. */
   readonly config: NormalizedConfig
-  instanceName: string | null
+  instanceName?: string
 
   // s3db.js plugin contract
   setInstanceName(name: string): void

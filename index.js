@@ -81,7 +81,7 @@ class EventualConsistencyPlugin extends EventEmitter {
     this.reducer = typeof options.reducer === 'function' ? options.reducer : null
     this.database = null
     this.engine = null
-    this.instanceName = null
+    this.instanceName = undefined
     this._handlers = new Map()
     this._unsubscribe = []
     this._stopped = false

@@ -1,4 +1,4 @@
-// npm run bench: s3db.js 21.6.2's own EventualConsistencyPlugin and ours, side
+// npm run bench (node --expose-gc bench/run.mjs): s3db.js 21.6.2's own EventualConsistencyPlugin and ours, side
 // by side, in one process run, on one moto server behind a counting proxy.
 //
 //   BENCH_QUICK=1      small sizes (a smoke run)
@@ -22,6 +22,8 @@ const WORKLOADS = {
     { n: size(10000, 400), records: size(100, 20), repeats: { ours: size(2, 1), theirs: process.env.BENCH_PEER_BIG === '1' ? 1 : 0 } },
   ],
   raw: { n: size(2000, 200), concurrency: [1, 32], repeats: size(3, 1) },
+  // RSS while consolidating a large backlog; on memory:// (seeding 100k on moto takes ~50 min).
+  memory: { n: size(100000, 5000), records: 100 },
 }
 
 const runs = []
@@ -94,6 +96,23 @@ async function rawPuts(servers, n, concurrency) {
   return record('raw', 'put', { n, concurrency }, m, requests, n)
 }
 
+async function rssGrowth(n, records) {
+  const { S3db } = await import('s3db.js/lite')
+  const db = new S3db({ connectionString: `memory://bench-rss-${Date.now()}/app`, logLevel: 'silent' })
+  await db.connect()
+  await db.createResource({ name: 'wallets', attributes: { id: 'string|required', balance: 'number|default:0' } })
+  const p = await plugins.ours.install(db, { enableAnalytics: false })
+  log(`  ours: seeding ${n} pending transactions over ${records} records on memory://`)
+  await pool(n, 64, (i) => p.add(`w${i % records}`, 1))
+  global.gc?.()
+  const m = await measure(() => p.consolidateAll())
+  const r = { plugin: 'ours', workload: 'rss', n, records, ms: m.ms, opsPerSec: (n / m.ms) * 1000, rssGrowthMb: m.rssGrowthMb, rssPeakMb: m.rssPeakMb, loopP99: m.loopP99 }
+  runs.push(r)
+  log(`  ours   consolidation of ${n} on memory://: ${m.ms.toFixed(0)} ms, RSS growth ${m.rssGrowthMb.toFixed(1)} MB (peak ${m.rssPeakMb.toFixed(0)} MB)`)
+  await p.stop()
+  await db.disconnect()
+}
+
 function table() {
   const rows = []
   const pick = (plugin, workload, match) => runs.filter((r) => r.plugin === plugin && r.workload === workload && Object.entries(match).every(([k, v]) => r[k] === v))
@@ -127,6 +146,10 @@ function table() {
     line(`analytics (one day) requests, after ${n}`, pick('ours', 'analytics-day', { n }), pick('theirs', 'analytics-day', { n }), 'requestsPerOp', fewer)
     line(`analytics (one day) ms, after ${n}`, pick('ours', 'analytics-day', { n }), pick('theirs', 'analytics-day', { n }), 'ms')
   }
+  const rss = runs.filter((r) => r.workload === 'rss')
+  if (rss.length) {
+    rows.push({ measure: `RSS growth MB consolidating ${rss[0].n} (memory://)`, theirs: 'not run', ours: fmt(rss[0].rssGrowthMb), 'ours/theirs': '' })
+  }
   return rows
 }
 
@@ -146,6 +169,7 @@ try {
       for (let i = 0; i < w.repeats[which]; i++) await consolidation(servers, which, w.n, w.records)
     }
   }
+  await rssGrowth(WORKLOADS.memory.n, WORKLOADS.memory.records)
 } finally {
   await servers.stop()
 }
