@@ -8,7 +8,6 @@ use futures::future::join_all;
 
 use crate::engine::Field;
 use crate::error::Result;
-use crate::host::Event;
 use crate::txlog::Prepared;
 
 #[derive(Debug, Default)]
@@ -72,13 +71,7 @@ impl Field {
             match r {
                 Ok(_) => written += 1,
                 Err(e) => {
-                    self.ctx.events.emit(Event::Error {
-                        resource: self.resource().into(),
-                        field: self.name().into(),
-                        id: None,
-                        stage: "transaction",
-                        message: e.to_string(),
-                    });
+                    self.report("transaction", None, &e);
                     first_error.get_or_insert(e);
                 }
             }

@@ -53,6 +53,17 @@ pub struct Field {
 }
 
 impl Field {
+    /// Reports a failure of background work; it is retried on the next run.
+    pub(crate) fn report(&self, stage: &'static str, id: Option<&str>, error: &dyn std::fmt::Display) {
+        self.ctx.events.emit(crate::host::Event::Error {
+            resource: self.resource().into(),
+            field: self.name().into(),
+            id: id.map(str::to_string),
+            stage,
+            message: error.to_string(),
+        });
+    }
+
     pub fn resource(&self) -> &str {
         &self.keys.resource
     }
@@ -106,13 +117,7 @@ impl Field {
         tokio::spawn(async move {
             while field.fold_again.swap(false, SeqCst) {
                 if let Err(e) = field.fold_analytics().await {
-                    field.ctx.events.emit(crate::host::Event::Error {
-                        resource: field.resource().into(),
-                        field: field.name().into(),
-                        id: None,
-                        stage: "analytics",
-                        message: e.to_string(),
-                    });
+                    field.report("analytics", None, &e);
                 }
             }
             field.folding.store(false, SeqCst);

@@ -67,13 +67,7 @@ impl Field {
         let started = Instant::now();
         self.flush().await?;
         if let Err(e) = self.cleanup_stale_locks().await {
-            self.ctx.events.emit(Event::Error {
-                resource: self.resource().into(),
-                field: self.name().into(),
-                id: None,
-                stage: "lock-cleanup",
-                message: e.to_string(),
-            });
+            self.report("lock-cleanup", None, &e);
         }
         let ids = self.records_with_pending().await?;
         let runs: Vec<_> = ids
@@ -91,26 +85,14 @@ impl Field {
                 Ok(o) => stats.applied += o.applied,
                 Err(e) => {
                     stats.errors += 1;
-                    self.ctx.events.emit(Event::Error {
-                        resource: self.resource().into(),
-                        field: self.name().into(),
-                        id: Some(id),
-                        stage: "consolidation",
-                        message: e.to_string(),
-                    });
+                    self.report("consolidation", Some(&id), &e);
                 }
             }
         }
         if self.analytics.is_some() {
             if let Err(e) = self.fold_analytics().await {
                 stats.errors += 1;
-                self.ctx.events.emit(Event::Error {
-                    resource: self.resource().into(),
-                    field: self.name().into(),
-                    id: None,
-                    stage: "analytics",
-                    message: e.to_string(),
-                });
+                self.report("analytics", None, &e);
             }
         }
         stats.duration_ms = started.elapsed().as_millis() as u64;
@@ -134,13 +116,7 @@ impl Engine {
         for f in self.fields() {
             let r = f.consolidate_pending().await;
             if let Err(e) = &r {
-                self.context().events.emit(Event::Error {
-                    resource: f.resource().into(),
-                    field: f.name().into(),
-                    id: None,
-                    stage: "consolidation",
-                    message: e.to_string(),
-                });
+                f.report("consolidation", None, e);
             }
             out.push((f, r));
         }
@@ -163,13 +139,7 @@ impl Engine {
                     skipped: s.skipped,
                     duration_ms: s.duration_ms,
                 }),
-                Err(e) => self.context().events.emit(Event::Error {
-                    resource: f.resource().into(),
-                    field: f.name().into(),
-                    id: None,
-                    stage: "gc",
-                    message: e.to_string(),
-                }),
+                Err(e) => f.report("gc", None, e),
             }
             out.push((f, r));
         }
