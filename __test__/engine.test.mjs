@@ -307,3 +307,19 @@ test('every option is validated with its name and accepted values', (t) => {
   }
   t.is(new EventualConsistencyPlugin({ ...base, enableAnalytics: true, analyticsConfig: { retentionDays: Infinity } }).config.analyticsConfig.retentionDays, null)
 })
+
+for (const how of ['stop', 'disconnect']) {
+  test(`after ${how}() the process exits on its own`, async (t) => {
+    const { spawn } = await import('node:child_process')
+    const child = spawn(process.execPath, [new URL('./fixtures/exit-after-stop.mjs', import.meta.url).pathname, how], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    const [code, signal] = await once(child, 'exit')
+    clearTimeout(timer)
+    t.is(signal, null, `killed after 30 s: something kept Node alive\n${out}`)
+    t.is(code, 0, out)
+    t.regex(out, /stopped/)
+  })
+}
