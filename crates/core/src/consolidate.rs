@@ -58,19 +58,31 @@ pub(crate) async fn consolidate_record(field: &Arc<Field>, id: &str, policy: Wai
     let key = field.keys.consolidation_lock(id);
     let terms = lease::terms(&ctx.options);
     let mut backoff = Duration::from_millis(50);
+    let mut reported = false;
+    // A live holder renews for at most lockTimeout; waiting longer means starvation.
+    let give_up = ctx.clock.now_ms() + ((ctx.options.lock_timeout + 2.0 * ctx.options.lock_heartbeat) * 1000.0) as i64;
     let lease = loop {
         match crate::lock::try_acquire(&*ctx.store, &*ctx.clock, &key, &ctx.holder, terms).await? {
             Acquired::Yes(lease) => break lease,
             Acquired::HeldBy { holder, expires_at } => {
-                ctx.events.emit(Event::LockHeld {
-                    resource: field.resource().into(),
-                    field: field.name().into(),
-                    id: id.into(),
-                    holder,
-                });
+                if !reported {
+                    reported = true;
+                    ctx.events.emit(Event::LockHeld {
+                        resource: field.resource().into(),
+                        field: field.name().into(),
+                        id: id.into(),
+                        holder: holder.clone(),
+                    });
+                }
                 if policy == WaitPolicy::Skip {
                     let value = read_current(field, id).await?.or_zero();
                     return Ok(Outcome { value, applied: 0, skipped: true });
+                }
+                if ctx.clock.now_ms() > give_up {
+                    return Err(Error::new(
+                        ErrorKind::LockTimeout,
+                        format!("the lock of {}.{} record {id} stayed held (by {holder} and others) for longer than lockTimeout", field.resource(), field.name()),
+                    ));
                 }
                 let until_expiry = (expires_at - ctx.clock.now_ms()).max(0) as u64;
                 tokio::time::sleep(backoff.min(Duration::from_millis(until_expiry.max(20)))).await;
