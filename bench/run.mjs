@@ -5,6 +5,7 @@
 //   BENCH_PEER_BIG=1   also run their plugin on 10,000 transactions (about an hour here)
 //   BENCH_OUT=dir      where results go (default bench/results)
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { database, measure, native, plugins, pool, startServers, summarize, BUCKET } from './lib.mjs'
@@ -28,6 +29,15 @@ const WORKLOADS = {
 
 const runs = []
 const log = (...a) => console.error(...a)
+const started = new Date()
+
+/** Results so far, written after every measurement so a long run that stops early keeps them. */
+function save(summary = []) {
+  mkdirSync(OUT, { recursive: true })
+  const result = { date: started.toISOString(), quick: QUICK, machine: { cpus: cpus().length, node: process.version }, workloads: WORKLOADS, runs, summary }
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify(result, null, 2))
+  return result
+}
 
 function record(plugin, workload, params, m, requests, ops) {
   const r = {
@@ -43,6 +53,7 @@ function record(plugin, workload, params, m, requests, ops) {
     rssPeakMb: m.rssPeakMb,
   }
   runs.push(r)
+  save()
   log(`  ${plugin.padEnd(6)} ${workload} ${JSON.stringify(params)}: ${r.ms.toFixed(0)} ms, ${r.opsPerSec.toFixed(1)} ops/s, ${r.requestsPerOp.toFixed(2)} req/op, loop p99 ${r.loopP99.toFixed(1)} ms`)
   return r
 }
@@ -68,6 +79,7 @@ async function consolidation(servers, which, n, records) {
   const m = await measure(() => p.consolidateAll())
   const requests = await servers.counts()
   const r = record(which, 'consolidation', { n, records }, m, requests, n)
+  save()
   // Correctness check on the way: every record holds its sum.
   const expected = new Map()
   for (let i = 0; i < n; i++) expected.set(`w${i % records}`, (expected.get(`w${i % records}`) ?? 0) + (i % 7) + 1)
@@ -156,7 +168,6 @@ function table() {
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
 
 const servers = await startServers()
-const started = new Date()
 try {
   for (const c of WORKLOADS.raw.concurrency) for (let i = 0; i < WORKLOADS.raw.repeats; i++) await rawPuts(servers, WORKLOADS.raw.n, c)
   for (const c of WORKLOADS.adds.concurrency) {
@@ -176,8 +187,6 @@ try {
 
 const summary = table()
 console.table(summary)
-mkdirSync(OUT, { recursive: true })
-const result = { date: started.toISOString(), quick: QUICK, machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, workloads: WORKLOADS, runs, summary }
-writeFileSync(join(OUT, 'latest.json'), JSON.stringify(result, null, 2))
+const result = save(summary)
 writeFileSync(join(OUT, 'benchmarks.svg'), renderChart(result))
 log(`results: ${join(OUT, 'latest.json')}, chart: ${join(OUT, 'benchmarks.svg')}`)
