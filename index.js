@@ -10,53 +10,21 @@ const { callNative, callNativeSync, makeError, EventualConsistencyError } = requ
 const { createHost } = require('./lib/host')
 const { attach, detach } = require('./lib/methods')
 const { storeSpecFor } = require('./lib/store-spec')
+const { checkField, createSupportResources } = require('./lib/resources')
+const { routeEvent } = require('./lib/events')
 
-const TRANSACTION_ATTRIBUTES = {
-  id: 'string|required',
-  originalId: 'string|required',
-  field: 'string|required',
-  value: 'number|required',
-  operation: 'string|required',
-  timestamp: 'string|required',
-  cohortHour: 'string|required',
-  cohortDate: 'string|required',
-  cohortMonth: 'string|optional',
-  source: 'string|optional',
-  applied: 'boolean|optional',
-}
-
-const ANALYTICS_ATTRIBUTES = {
-  id: 'string|required',
-  period: 'string|required',
-  cohort: 'string|required',
-  transactionCount: 'number|required',
-  totalValue: 'number|required',
-  avgValue: 'number|optional',
-  minValue: 'number|optional',
-  maxValue: 'number|optional',
-  operations: 'json|optional',
-  recordCount: 'number|required',
-  consolidatedAt: 'string|optional',
-  updatedAt: 'string|optional',
-  foldSeq: 'number|optional',
-}
-
-const TRANSACTION_PARTITIONS = {
-  byHour: { fields: { cohortHour: 'string' } },
-  byDay: { fields: { cohortDate: 'string' } },
-  byMonth: { fields: { cohortMonth: 'string' } },
-}
+/** How the reducer function crosses to the core (which only checks one was given). */
+const FUNCTION_MARKER = { $ecFunction: true }
 
 /** Options that are objects of the host, not configuration. */
 const NOT_CONFIG = new Set(['logger', 'database', 'client'])
 
-/** Options as JSON for the core: the reducer becomes `true`, non-finite numbers their names. */
+/** Options as JSON for the core: the reducer becomes a marker, non-finite numbers their names. */
 function optionsJson(options) {
   return JSON.stringify(options, function (key, value) {
     if (this === options && NOT_CONFIG.has(key)) return undefined
-    if (typeof value === 'function') return key === 'reducer' && this === options ? true : undefined
+    if (typeof value === 'function') return key === 'reducer' && this === options ? FUNCTION_MARKER : undefined
     if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
-    if (key === 'reducer' && this === options && value !== undefined) return value === null ? null : { notAFunction: String(value) }
     return value
   })
 }
@@ -305,39 +273,11 @@ class EventualConsistencyPlugin extends EventEmitter {
       },
     }
     handler.ready = (async () => {
-      const attributes = resource.attributes || (resource.config && resource.config.attributes) || {}
-      if (!(field in attributes)) {
-        throw makeError(
-          'EC_INVALID_CONFIG',
-          `EventualConsistencyPlugin: resource '${resourceName}' has no attribute '${field}' (attributes: ${Object.keys(attributes).join(', ')})`,
-        )
-      }
-      const tx = await this.database.createResource({
-        name: `${resourceName}_transactions_${field}`,
-        attributes: TRANSACTION_ATTRIBUTES,
-        partitions: TRANSACTION_PARTITIONS,
-        behavior: 'body-overflow',
-        timestamps: false,
-        asyncPartitions: true,
-        createdBy: 'EventualConsistencyPlugin',
-      })
-      const schemaOf = (r, partitions) => JSON.stringify({ name: r.name, version: String(r.version || 'v1'), map: r.schema.map, partitions })
-      let analyticsSchema = null
-      if (this.config.enableAnalytics) {
-        // body-only: rows are JSON bodies, so each version has its own ETag and can be compare-and-swapped.
-        const an = await this.database.createResource({
-          name: `${resourceName}_analytics_${field}`,
-          attributes: ANALYTICS_ATTRIBUTES,
-          behavior: 'body-only',
-          timestamps: false,
-          createdBy: 'EventualConsistencyPlugin',
-        })
-        analyticsSchema = schemaOf(an, {})
-        handler.analyticsResource = an
-      }
-      const txSchema = schemaOf(tx, (tx.config && tx.config.partitions) || TRANSACTION_PARTITIONS)
-      callNativeSync(() => this.engine.register(resourceName, field, txSchema, analyticsSchema))
-      handler.transactionResource = tx
+      checkField(resource, resourceName, field)
+      const made = await createSupportResources(this.database, resourceName, field, { analytics: this.config.enableAnalytics })
+      callNativeSync(() => this.engine.register(resourceName, field, made.transactionSchema, made.analyticsSchema))
+      handler.transactionResource = made.transactions
+      handler.analyticsResource = made.analytics
     })()
     // A setup failure surfaces on every call; do not also crash the process.
     handler.ready.catch((e) => this.emit('eventual-consistency.setup-error', e))
@@ -358,51 +298,13 @@ class EventualConsistencyPlugin extends EventEmitter {
   }
 
   _onNativeEvent(event) {
-    switch (event.type) {
-      case 'late-arrival':
-        this._log(
-          `Late arrival detected: transaction for ${event.cohortHour} is ${Math.floor(event.hoursLate)}h late (watermark: ${this.config.consolidationWindow}h). ` +
-            (event.written ? 'Processing anyway, but consolidation may not pick it up.' : 'Rejected (lateArrivalStrategy: ignore).'),
-        )
-        return this._emitBoth('late-arrival', event)
-      case 'lock-held':
-        this._log(`Consolidation already running on another container (${event.resource}.${event.field} ${event.id}, held by ${event.holder})`)
-        return this._emitBoth('lock-held', event)
-      case 'record-consolidated':
-        return this._emitBoth('record-consolidated', event)
-      case 'record-repaired':
-        this._log(`Record ${event.resource} ${event.id} held ${event.found} instead of the consolidated ${event.value}; rewrote it`)
-        return this._emitBoth('record-repaired', event)
-      case 'gc-completed':
-        if (!event.skipped) this._log(`GC removed ${event.deletedCount} applied transactions of ${event.resource}.${event.field}`)
-        else this._log('GC already running in another container')
-        return this._emitBoth('gc-completed', event)
-      case 'run-completed': {
-        const stats = { resource: event.resource, field: event.field, recordCount: event.recordCount, transactionCount: event.applied, applied: event.applied, skipped: event.skipped, errors: event.errors, durationMs: event.durationMs }
-        this._log(`Consolidated ${stats.recordCount} records of ${stats.resource}.${stats.field} (${stats.applied} transactions, ${stats.skipped} skipped) in ${stats.durationMs} ms`)
-        this.emit('eventual-consistency.consolidated', stats)
-        this.emit('plg:eventual-consistency:consolidation-completed', stats)
-        if (this.database) {
-          this.database.emit('plg:eventual-consistency:consolidation-completed', {
-            resource: stats.resource,
-            field: stats.field,
-            recordsProcessed: stats.recordCount,
-            transactionsApplied: stats.applied,
-            errorCount: stats.errors,
-            skipped: stats.skipped,
-          })
-        }
-        return undefined
-      }
-      case 'error': {
-        const err = Object.assign(new Error(event.message), { resource: event.resource, field: event.field, id: event.id, stage: event.stage })
-        this._log(`${event.stage} error on ${event.resource}.${event.field}${event.id ? ` ${event.id}` : ''}: ${event.message}`)
-        const name = event.stage === 'transaction' ? 'transaction-error' : 'consolidation-error'
-        return this._emitBoth(name, err, { resource: event.resource, field: event.field, id: event.id, error: event.message })
-      }
-      default:
-        return undefined
-    }
+    routeEvent(event, {
+      emit: (name, payload, dbPayload) => this._emitBoth(name, payload, dbPayload),
+      emitPlugin: (name, payload) => this.emit(name, payload),
+      emitDb: (name, payload) => this.database && this.database.emit(name, payload),
+      log: (message) => this._log(message),
+      window: this.config.consolidationWindow,
+    })
   }
 }
 

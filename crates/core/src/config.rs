@@ -190,8 +190,8 @@ impl PluginConfig {
         let batch_size = integer_at_least(pick("batchSize", &[]), 100, 1)?;
         let custom_reducer = match obj.get("reducer") {
             None | Some(Value::Null) => false,
-            // The JS layer replaces a function with `true`; anything else was not a function.
-            Some(Value::Bool(true)) => true,
+            // The JS layer replaces a function with this marker; anything else was not a function.
+            Some(Value::Object(m)) if m.get("$ecFunction") == Some(&Value::Bool(true)) => true,
             Some(v) => return Err(Error::config("reducer", format!("expected a function (transactions) => number, got {}", show(v)))),
         };
         let analytics = parse_analytics(obj, section(obj, "analytics")?)?;
