@@ -107,7 +107,15 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         let txns = resolve(field, &entries).await?;
         guard.check()?;
         ctx.host.write(field.resource(), field.name(), id, s.checkpoint.value, None).await?;
-        stored = Some(finish(field, id, &txns, &entries, s.checkpoint.value, Some(&s), guard).await?);
+        stored = Some(match finish_after_write(field, id, &txns, &entries, s.checkpoint.value, &s, guard).await {
+            // Our lease is valid, so the writer was the intent's owner, resumed from a
+            // pause: it finished its own intent, the same value we wrote. Carry on.
+            Err(e) if e.kind == ErrorKind::Fenced && guard.check().is_ok() => match checkpoint::load(&*ctx.store, &ck_key).await? {
+                Some(now) if !now.checkpoint.is_intent() && now.checkpoint.seq > s.checkpoint.seq => now,
+                _ => return Err(e),
+            },
+            other => other?,
+        });
         last_value = Some(s.checkpoint.value);
     }
     let mut cursor: Option<String> = None;
@@ -145,7 +153,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
             guard.check()?;
             let existed = stored.is_some() || current != RecordValue::Missing;
             ctx.host.write(field.resource(), field.name(), id, value, Some(existed)).await?;
-            stored = Some(finish(field, id, &txns, &entries, value, Some(&written), guard).await?);
+            stored = Some(finish_after_write(field, id, &txns, &entries, value, &written, guard).await?);
             applied += txns.len();
             last_value = Some(value);
             ctx.events.emit(Event::RecordConsolidated {
@@ -272,6 +280,35 @@ async fn reduce(field: &Field, id: &str, current: RecordValue, txns: &[Transacti
         ));
     }
     Ok(value)
+}
+
+/// `finish`, right after our record write landed. A holder that was paused
+/// through its lease (SIGSTOP, a long GC) is fenced here, before it marks or
+/// deletes anything; since its late write may have overwritten a successor's,
+/// it leaves a recheck entry so the next consolidation of the record (a
+/// background run included) repairs the record from the checkpoint.
+async fn finish_after_write(
+    field: &Field,
+    id: &str,
+    txns: &[Transaction],
+    entries: &[PendingEntry],
+    value: f64,
+    current: &Stored,
+    guard: &LeaseGuard,
+) -> Result<Stored> {
+    let result = match guard.check() {
+        Ok(()) => finish(field, id, txns, entries, value, Some(current), guard).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        if e.kind == ErrorKind::Fenced {
+            if let Some(first) = entries.first() {
+                // Best effort: the error below is what the caller must see.
+                let _ = field.put_pending(&PendingEntry { recheck: true, ..first.clone() }).await;
+            }
+        }
+    }
+    result
 }
 
 /// After the record holds `value`: mark the transactions applied, delete

@@ -69,7 +69,7 @@ impl LeaseGuard {
         if self.lost.load(Ordering::SeqCst) || !lease.valid_for(&*self.clock, self.margin_ms.min(lease_len(&lease) / 2)) {
             return Err(Error::new(
                 ErrorKind::Fenced,
-                format!("lost the lease on {} (another process may have taken over); stopped before writing", lease.key),
+                format!("lost the lease on {} (another process may have taken over); stopped before its next write", lease.key),
             ));
         }
         Ok(())

@@ -162,3 +162,91 @@ async fn a_stale_record_write_is_repaired_and_never_built_upon() {
     assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 11.0, "nothing pending: repaired");
     assert_eq!(host.value("w1"), Some(11.0));
 }
+
+/// A record host whose next write waits at a gate: a holder "paused" inside its record write.
+struct GatedHost {
+    records: Arc<MemoryHost>,
+    entered: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl ec_core::host::RecordHost for GatedHost {
+    async fn read(&self, r: &str, f: &str, id: &str) -> ec_core::Result<ec_core::host::RecordValue> {
+        self.records.read(r, f, id).await
+    }
+    async fn write(&self, r: &str, f: &str, id: &str, value: f64, existed: Option<bool>) -> ec_core::Result<()> {
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.records.write(r, f, id, value, existed).await
+    }
+}
+
+#[tokio::test]
+async fn a_holder_paused_past_its_lease_is_fenced_and_its_late_write_is_repaired_by_a_background_run() {
+    let store = MemoryStore::new();
+    let records = MemoryHost::new(store.clone());
+    let clock = clock();
+    // Heartbeats far apart: the paused holder's renewal never runs during the test.
+    let options = json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 20, "lockTimeout": 300 });
+    let gated = Arc::new(GatedHost { records: records.clone(), entered: tokio::sync::Notify::new(), gate: tokio::sync::Semaphore::new(0) });
+    let (_a, paused) = engine_with(store.clone(), gated.clone(), clock.clone(), options.clone(), "paused");
+    let (_b, successor) = engine_with(store.clone(), records.clone(), clock.clone(), options, "successor");
+    records.seed("w1", 0.0).await;
+    paused.write(req("w1", Operation::Add, 75.0)).await.unwrap();
+
+    let late = tokio::spawn({
+        let paused = paused.clone();
+        async move { paused.consolidate("w1", WaitPolicy::Wait).await }
+    });
+    gated.entered.notified().await;
+    clock.advance(120_000); // well past the 60 s lease
+    successor.write(req("w1", Operation::Add, 95.0)).await.unwrap();
+    let out = successor.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+    assert_eq!(out.value, 170.0, "the successor rolls the intent forward and adds its own");
+    assert_eq!(records.value("w1"), Some(170.0));
+
+    gated.gate.add_permits(1);
+    let err = late.await.unwrap().unwrap_err();
+    assert_eq!(err.kind, ec_core::ErrorKind::Fenced, "{err}");
+    assert_eq!(records.value("w1"), Some(75.0), "the late write landed");
+
+    let run = successor.consolidate_pending().await.unwrap();
+    assert_eq!((run.records, run.applied), (1, 0), "the fenced holder left the record to revisit");
+    assert_eq!(records.value("w1"), Some(170.0), "repaired from the checkpoint");
+    assert!(list_all(&*store, &successor.keys.pending_prefix("w1")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_holder_resumed_before_its_successor_finishes_is_the_one_fenced() {
+    let store = MemoryStore::new();
+    let records = MemoryHost::new(store.clone());
+    let clock = clock();
+    let options = json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 20, "lockTimeout": 300 });
+    let gated_a = Arc::new(GatedHost { records: records.clone(), entered: tokio::sync::Notify::new(), gate: tokio::sync::Semaphore::new(0) });
+    let gated_b = Arc::new(GatedHost { records: records.clone(), entered: tokio::sync::Notify::new(), gate: tokio::sync::Semaphore::new(0) });
+    let (_a, paused) = engine_with(store.clone(), gated_a.clone(), clock.clone(), options.clone(), "paused");
+    let (_b, successor) = engine_with(store.clone(), gated_b.clone(), clock.clone(), options, "successor");
+    records.seed("w1", 0.0).await;
+    paused.write(req("w1", Operation::Add, 42.0)).await.unwrap();
+    let a = tokio::spawn({
+        let paused = paused.clone();
+        async move { paused.consolidate("w1", WaitPolicy::Wait).await }
+    });
+    gated_a.entered.notified().await;
+    clock.advance(120_000);
+    successor.write(req("w1", Operation::Add, 459.0)).await.unwrap();
+    let b = tokio::spawn({
+        let successor = successor.clone();
+        async move { successor.consolidate("w1", WaitPolicy::Wait).await }
+    });
+    // The successor is inside its roll-forward write of the paused holder's intent; the paused holder resumes.
+    gated_b.entered.notified().await;
+    gated_a.gate.add_permits(1);
+    let err = a.await.unwrap().unwrap_err();
+    assert_eq!(err.kind, ec_core::ErrorKind::Fenced, "the holder whose lease expired is fenced: {err}");
+    gated_b.gate.add_permits(10);
+    let out = b.await.unwrap().unwrap();
+    assert_eq!(out.value, 501.0, "the successor, whose lease is valid, finishes with everything");
+    assert_eq!(records.value("w1"), Some(501.0));
+}
