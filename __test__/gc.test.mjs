@@ -1,6 +1,6 @@
 // Garbage collection: applied transactions older than transactionRetention go,
 // with their three partition references; pending ones and recent ones stay; the
-// records keep their values; and two GCs at once do the work once.
+// records and the analytics keep their values; and two GCs at once do the work once.
 //
 // memory:// lives inside one process, so there the "second process" is a second
 // Database (own client, own plugin) on the same storage; on S3 both GCs run in
@@ -15,7 +15,7 @@ test.after.always(stopS3Server)
 
 const DAY = 86_400_000
 const SHIFT = 31 * DAY // past the default transactionRetention of 30 days
-const OPTIONS = { resource: 'wallets', field: 'balance', autoConsolidate: false, cohort: { timezone: 'UTC' } }
+const OPTIONS = { resource: 'wallets', field: 'balance', autoConsolidate: false, enableAnalytics: true, cohort: { timezone: 'UTC' } }
 const TX = 'resource=wallets_transactions_balance'
 
 /** The data object and the three partition references of a transaction. */
@@ -44,6 +44,12 @@ async function seed(w, plugin) {
   return { oldApplied, oldPending, recentApplied, recentPending, values: { a: 1012, b: 101 } }
 }
 
+/** Daily analytics from yesterday to 40 days on: the seeded days, before and after the 31-day shift. */
+function analytics(plugin) {
+  const day = (offset) => new Date(Date.now() + offset * DAY).toISOString().slice(0, 10)
+  return plugin.getAnalytics('wallets', 'balance', { period: 'day', startDate: day(-1), endDate: day(40) })
+}
+
 async function values(w) {
   return { a: (await w.getOrNull('a'))?.balance, b: (await w.getOrNull('b'))?.balance, c: (await w.getOrNull('c'))?.balance ?? null }
 }
@@ -66,6 +72,8 @@ test.serial('GC on memory: old applied transactions go with their references; pe
   const s = await seed(w, plugin)
   const before = await values(w)
   t.deepEqual(before, { ...s.values, c: null })
+  const analyticsBefore = await analytics(plugin)
+  t.is(analyticsBefore.reduce((n, d) => n + d.count, 0), s.oldApplied.length + s.recentApplied.length, 'analytics count the applied transactions')
 
   const other = await sibling(t, db)
   const otherPlugin = new EventualConsistencyPlugin(OPTIONS)
@@ -94,6 +102,7 @@ test.serial('GC on memory: old applied transactions go with their references; pe
 
   checkKeys(t, await allKeys(db), s)
   t.deepEqual(await values(w), before, 'record values unaffected')
+  t.deepEqual(await analytics(plugin), analyticsBefore, 'analytics unaffected')
   t.is(await w.consolidate('a'), 1012)
   t.is(await w.consolidate('b'), 151, 'the recent pending transaction still consolidates onto the kept checkpoint')
   const [again] = await otherPlugin.runGarbageCollection()
@@ -103,17 +112,19 @@ test.serial('GC on memory: old applied transactions go with their references; pe
 
 test.serial('GC on S3 across processes: old applied transactions go with their references; pending and recent stay; a concurrent GC skips', async (t) => {
   const cs = await s3ConnectionString()
-  const parent = await parentDb(t, cs, { cohort: { timezone: 'UTC' } })
+  const parent = await parentDb(t, cs, { enableAnalytics: true, cohort: { timezone: 'UTC' } })
   const s = await seed(parent.wallets, parent.plugin)
   const before = await values(parent.wallets)
   t.deepEqual(before, { ...s.values, c: null })
+  const analyticsBefore = await analytics(parent.plugin)
+  t.is(analyticsBefore.reduce((n, d) => n + d.count, 0), s.oldApplied.length + s.recentApplied.length, 'analytics count the applied transactions')
 
   // The first GC's process reaches S3 through a proxy that can hold its requests.
   const proxy = await startFaultProxy({ target: endpointOf(cs) })
   t.teardown(() => proxy.close())
   const { bucket, prefix } = bucketAndPrefix(cs)
   const pool = workerPool(t)
-  const plugin = { autoConsolidate: false, cohort: { timezone: 'UTC' } }
+  const plugin = { autoConsolidate: false, enableAnalytics: true, cohort: { timezone: 'UTC' } }
   const [a, b] = await Promise.all([
     pool.spawn({ connectionString: proxy.connectionString(bucket, prefix), plugin, name: 'gc-a' }),
     pool.spawn({ connectionString: cs, plugin, name: 'gc-b' }),
@@ -131,6 +142,7 @@ test.serial('GC on S3 across processes: old applied transactions go with their r
 
   checkKeys(t, await allKeys(parent.db), s)
   t.deepEqual(await values(parent.wallets), before, 'record values unaffected')
+  t.deepEqual(await analytics(parent.plugin), analyticsBefore, 'analytics unaffected')
   t.is(await parent.wallets.consolidate('a'), 1012)
   t.is(await parent.wallets.consolidate('b'), 151, 'the recent pending transaction still consolidates onto the kept checkpoint')
   const [again] = await b.call('runGarbageCollection')
