@@ -617,7 +617,7 @@ export async function leaseRecovery(t, { rounds = 1, bound = 20_000 } = {}) {
   t.is((await pendingKeys(parent.db)).length, 0)
   console.log(
     `lease recovery: holder SIGKILLed inside its record write (lockTimeout 300 s, lockHeartbeat 1 s): exact value after ` +
-      `${times.map((x) => `${x} ms`).join(', ')} (target: a lease of 3 heartbeats = 3000 ms, plus up to 1 s of lock-retry backoff; bound ${bound} ms)`,
+      `${times.map((x) => `${x} ms`).join(', ')} (target: under 3 heartbeats = 3000 ms; the lease is 2.5 heartbeats; bound ${bound} ms)`,
   )
   return times
 }
@@ -693,8 +693,8 @@ export async function pausedHolder(t) {
   console.log(
     `SIGSTOP past the lease: the other process took over after ${tookOverAfter} ms and reached ${other.value}; after SIGCONT the paused holder's late write ` +
       `${lateLanded ? `landed (record showed ${recordAfterLateWrite})` : `did not land (record showed ${recordAfterLateWrite})`}; ` +
-      `a background run in each process (${runs.map((r) => r[0].recordCount).join(' and ')} records visited) left ${afterBackground}; the next consolidate(id) ` +
-      `${repaired.length ? `repaired it to ${repair.value}` : `returned ${repair.value}`}; the resumed holder's consolidate() ` +
+      `a background run in each process (${runs.map((r) => r[0].recordCount).join(' and ')} records visited) left ${afterBackground}; record-repaired ` +
+      `reported ${repaired.length} time(s); one more consolidate(id): ${repair.value}; the resumed holder's consolidate() ` +
       `${late.ok ? `resolved ${JSON.stringify(late.value)}` : `rejected with ${late.error.code}: ${late.error.message}`}`,
   )
   return { expected, lateLanded, recordAfterLateWrite, afterBackground, late }

@@ -11,10 +11,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, Lease, LeaseTerms};
 use crate::store::DynStore;
 
-/// A lease lasts three heartbeats, never past `lockTimeout` in all.
+/// Lease length in heartbeats: a dead holder's record is free again within
+/// 1.5 to 2.5 heartbeats, and a live one may renew up to a heartbeat late (a
+/// slow or retried request) before its own check fences it.
+pub const LEASE_HEARTBEATS: f64 = 2.5;
+
+/// A lease lasts `LEASE_HEARTBEATS`, never past `lockTimeout` in all.
 pub fn terms(o: &Options) -> LeaseTerms {
     LeaseTerms {
-        lease_ms: ((o.lock_heartbeat * 3.0).min(o.lock_timeout) * 1000.0) as i64,
+        lease_ms: ((o.lock_heartbeat * LEASE_HEARTBEATS).min(o.lock_timeout) * 1000.0) as i64,
         max_hold_ms: (o.lock_timeout * 1000.0) as i64,
     }
 }
@@ -56,7 +61,8 @@ impl LeaseGuard {
                 }
             })
         };
-        LeaseGuard { store, clock, lease, lost, stop, heartbeat: task, margin_ms: (heartbeat_s * 1000.0) as i64 }
+        // Half a heartbeat to spare: time for the write a check admits to land.
+        LeaseGuard { store, clock, lease, lost, stop, heartbeat: task, margin_ms: (heartbeat_s * 500.0) as i64 }
     }
 
     pub fn token(&self) -> String {
