@@ -23,7 +23,7 @@ use crate::config::LateArrival;
 use crate::engine::Field;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Event, RecordValue};
-use crate::keys::PendingEntry;
+use crate::keys::{PendingEntry, SourceInKey};
 use crate::lease::{self, LeaseGuard};
 use crate::lock::Acquired;
 use crate::reducer::{default_reduce, reducer_inputs};
@@ -104,7 +104,10 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
     let mut last_value = None;
     if let Some(s) = stored.as_ref().filter(|s| s.checkpoint.is_intent()).cloned() {
         let entries = s.checkpoint.intent.iter().filter_map(|e| PendingEntry::decode(id, e)).collect::<Vec<_>>();
-        let txns = resolve(field, &entries).await?;
+        // One transaction per id: a keyed retry's recheck entry names a transaction twice.
+        let mut seen = std::collections::HashSet::new();
+        let heads: Vec<PendingEntry> = entries.iter().filter(|e| seen.insert(e.id.clone())).cloned().collect();
+        let txns = resolve(field, &heads).await?;
         guard.check()?;
         ctx.host.write(field.resource(), field.name(), id, s.checkpoint.value, None).await?;
         stored = Some(match finish_after_write(field, id, &txns, &entries, s.checkpoint.value, &s, guard).await {
@@ -257,6 +260,10 @@ async fn resolve(field: &Field, entries: &[PendingEntry]) -> Result<Vec<Transact
                 let key = field.schema.data_key(&e.id);
                 match field.ctx.store.get(&key).await.map_err(Error::from)? {
                     Some(obj) => txcodec::decode(&field.schema, &e.id, &obj),
+                    // A recheck entry outlived its transaction (applied, then collected): done.
+                    None if e.recheck => Ok(PendingEntry { source: SourceInKey::None, ..e.clone() }
+                        .to_transaction(field.name(), true)
+                        .expect("an entry without a source spells a whole transaction")),
                     None => from_key.ok_or_else(|| Error::storage(format!("transaction {} has a pending entry but no object", e.id))),
                 }
             }

@@ -250,3 +250,19 @@ async fn a_holder_resumed_before_its_successor_finishes_is_the_one_fenced() {
     assert_eq!(out.value, 501.0, "the successor, whose lease is valid, finishes with everything");
     assert_eq!(records.value("w1"), Some(501.0));
 }
+
+#[tokio::test]
+async fn a_recheck_entry_that_outlived_its_transaction_is_dropped_not_applied() {
+    let store = MemoryStore::new();
+    let host = MemoryHost::new(store.clone());
+    let (_e, field) = engine_with(store.clone(), host.clone(), clock(), opts(), "p1");
+    let t = field.write(WriteRequest { key: Some("order-1".into()), ..req("w1", Operation::Add, 10.0) }).await.unwrap();
+    assert_eq!(field.consolidate("w1", WaitPolicy::Wait).await.unwrap().value, 10.0);
+    // A fenced holder's recheck, then GC took the applied transaction's object.
+    let entry = ec_core::keys::PendingEntry { recheck: true, ..ec_core::keys::PendingEntry::from_transaction(&t) };
+    store.put(&field.keys.pending_key(&entry), Default::default()).await.unwrap();
+    store.delete(&field.schema.data_key(&t.id), ec_core::store::Condition::None).await.unwrap();
+    let out = field.consolidate("w1", WaitPolicy::Wait).await.unwrap();
+    assert_eq!((out.value, out.applied), (10.0, 0));
+    assert!(list_all(&*store, &field.keys.pending_prefix("w1")).await.unwrap().is_empty());
+}
