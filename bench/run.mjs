@@ -8,6 +8,7 @@
 //                      grows with the square of the backlog: 1,000 took over 45
 //                      minutes here, 10,000 is out of reach.
 //   BENCH_OUT=dir      where results go (default bench/results)
+//   BENCH_REPEATS=n    at most n repeats of each measurement (a shorter full-size run)
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -18,18 +19,20 @@ import { renderChart } from './chart.mjs'
 const HERE = dirname(fileURLToPath(import.meta.url))
 const QUICK = process.env.BENCH_QUICK === '1'
 const OUT = process.env.BENCH_OUT || join(HERE, 'results')
+const MAX_REPEATS = Number(process.env.BENCH_REPEATS || Infinity)
 const size = (full, quick) => (QUICK ? quick : full)
+const repeats = (full, quick) => Math.min(size(full, quick), MAX_REPEATS)
 
 const WORKLOADS = {
-  adds: { n: size(2000, 200), records: 20, concurrency: [1, 32], repeats: { ours: size(3, 1), theirs: size(2, 1) } },
+  adds: { n: size(2000, 200), records: 20, concurrency: [1, 32], repeats: { ours: repeats(3, 1), theirs: repeats(2, 1) } },
   consolidation: [
-    { n: size(100, 50), records: 10, repeats: { ours: size(3, 1), theirs: size(3, 1) } },
-    { n: size(1000, 100), records: 10, repeats: { ours: size(3, 1), theirs: 0 } },
-    { n: size(10000, 400), records: size(100, 20), repeats: { ours: size(2, 1), theirs: 0 } },
+    { n: size(100, 50), records: 10, repeats: { ours: repeats(3, 1), theirs: repeats(3, 1) } },
+    { n: size(1000, 100), records: 10, repeats: { ours: repeats(3, 1), theirs: 0 } },
+    { n: size(10000, 400), records: size(100, 20), repeats: { ours: repeats(2, 1), theirs: 0 } },
   ],
   /** Their plugin at 1,000 transactions, last, under a time cap. */
   peerBig: { n: size(1000, 100), records: 10, capMinutes: Number(process.env.BENCH_PEER_CAP_MIN ?? 30) },
-  raw: { n: size(2000, 200), concurrency: [1, 32], repeats: size(3, 1) },
+  raw: { n: size(2000, 200), concurrency: [1, 32], repeats: repeats(3, 1) },
   // RSS while consolidating a large backlog; on memory:// (seeding 100k on moto takes ~50 min).
   memory: { n: size(100000, 5000), records: 100 },
 }
