@@ -8,7 +8,8 @@
 import test from 'ava'
 import { allKeys, backends, EventualConsistencyPlugin, s3ConnectionString, sibling, stopS3Server, wallets } from './helpers/db.mjs'
 import { parentDb } from './helpers/scenarios.mjs'
-import { bucketAndPrefix, endpointOf, shutdownWorkers, startFaultProxy, waitUntil, workerPool } from './helpers/workers.mjs'
+import { bucketAndPrefix, endpointOf, shutdownWorkers, waitUntil, workerPool } from './helpers/workers.mjs'
+import { startFaultProxy } from './helpers/fault-proxy.mjs'
 
 test.after.always(shutdownWorkers)
 test.after.always(stopS3Server)
