@@ -53,6 +53,7 @@ class EventualConsistencyPlugin extends EventEmitter {
     this._handlers = new Map()
     this._unsubscribe = []
     this._stopped = false
+    this._inFlight = new Set()
   }
 
   setInstanceName(name) {
@@ -93,19 +94,42 @@ class EventualConsistencyPlugin extends EventEmitter {
     this._stopped = true
     for (const off of this._unsubscribe.splice(0)) off()
     if (this.engine) await callNative(() => this.engine.stop())
+    await this._settleInFlight()
     for (const t of this.config.targets) this._emitBoth('stopped', { resource: t.resource, field: t.field })
+  }
+
+  /**
+   * Calls into the core that use the database (sync writes, consolidations) still
+   * running: stop() waits for them, at most lockTimeout, so that a disconnect
+   * after it never leaves one waiting on a closed client with its lock renewed.
+   */
+  _track(promise) {
+    this._inFlight.add(promise)
+    promise.finally(() => this._inFlight.delete(promise)).catch(() => {})
+    return promise
+  }
+
+  async _settleInFlight() {
+    if (this._inFlight.size === 0) return
+    let timer
+    const bound = new Promise((resolve) => {
+      timer = setTimeout(resolve, this.config.lockTimeout * 1000)
+      timer.unref()
+    })
+    await Promise.race([Promise.allSettled([...this._inFlight]), bound])
+    clearTimeout(timer)
   }
 
   /** One consolidation run over every field now (what the background task does each interval). */
   async runConsolidation() {
     await Promise.all([...this._handlers.values()].map((h) => h.ready))
-    return callNative(() => this.engine.consolidateAll())
+    return this._track(callNative(() => this.engine.consolidateAll()))
   }
 
   /** One garbage collection pass now: `[{ resource, field, deletedCount, keptPending, days, skipped, durationMs }]`. */
   async runGarbageCollection() {
     await Promise.all([...this._handlers.values()].map((h) => h.ready))
-    return callNative(() => this.engine.collectGarbage())
+    return this._track(callNative(() => this.engine.collectGarbage()))
   }
 
   /** Alias of runConsolidation(), as s3db.js's own plugin names it. */
@@ -247,7 +271,7 @@ class EventualConsistencyPlugin extends EventEmitter {
       async record(op, id, amount, options) {
         await handler.ready
         try {
-          return await callNative(() => plugin.engine.record(resourceName, field, id, op, amount, options ? JSON.stringify(options) : null))
+          return await plugin._track(callNative(() => plugin.engine.record(resourceName, field, id, op, amount, options ? JSON.stringify(options) : null)))
         } catch (e) {
           // Bad input is the caller's to handle; failures to write are also reported to listeners.
           if (!(e instanceof TypeError) && !(e instanceof RangeError) && e.code !== 'EC_LATE_ARRIVAL') {
@@ -264,7 +288,7 @@ class EventualConsistencyPlugin extends EventEmitter {
       async consolidate(id, options = {}) {
         await handler.ready
         const wait = options.wait !== undefined ? Boolean(options.wait) : plugin.config.mode === 'sync'
-        const out = await callNative(() => plugin.engine.consolidate(resourceName, field, id, wait))
+        const out = await plugin._track(callNative(() => plugin.engine.consolidate(resourceName, field, id, wait)))
         if (out.skipped) {
           plugin._log(`Consolidation of ${resourceName} ${id} skipped: running on another container`)
           plugin._emitBoth('consolidation-skipped', { resource: resourceName, field, id, value: out.value })

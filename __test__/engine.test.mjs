@@ -95,6 +95,32 @@ for (const backend of backends) {
     t.is(finished, after, 'no run after stop()')
   })
 
+  test(name('stop() waits for consolidate() calls in flight, so a disconnect after it cannot strand one'), async (t) => {
+    const db = await backend.db(t)
+    const w = await wallets(db)
+    const plugin = new EventualConsistencyPlugin({ resource: 'wallets', field: 'balance', autoConsolidate: false })
+    await db.usePlugin(plugin)
+    await w.add('r1', 5)
+    await w.add('r2', 7)
+    const update = w.update.bind(w)
+    const insert = w.insert.bind(w)
+    let writing = 0
+    const slow = (fn) => async (...args) => {
+      writing++
+      await sleep(300)
+      return fn(...args)
+    }
+    w.update = slow(update)
+    w.insert = slow(insert)
+    const settled = []
+    const calls = ['r1', 'r2'].map((id) => w.consolidate(id).then((v) => settled.push([id, v])))
+    while (writing === 0) await sleep(10)
+    await plugin.stop()
+    t.deepEqual(settled.sort(), [['r1', 5], ['r2', 7]], 'both consolidations had finished when stop() resolved')
+    await Promise.all(calls)
+    await db.disconnect()
+  })
+
   test(name('consolidationConcurrency bounds records consolidated at once'), async (t) => {
     for (const concurrency of [2, 5]) {
       const db = await backend.db(t)
