@@ -58,11 +58,11 @@ test.serial('lease recovery: SIGKILL mid-write, default lockTimeout, lockHeartbe
   await leaseRecovery(t, { rounds: 1, bound: 20_000 })
 })
 
-test.serial('SIGSTOP past the lease: the paused holder is fenced, its late write is repaired by the next background run, nothing applied twice', async (t) => {
+test.serial('SIGSTOP past the lease: the paused holder is fenced, starts over, and its late write is repaired; nothing applied twice', async (t) => {
   await pausedHolder(t)
 })
 
-test.serial("a holder resumed during its successor's takeover is the one fenced; the successor finishes exactly", async (t) => {
+test.serial("a holder resumed during its successor's takeover is the one fenced and waits its turn; the successor finishes exactly", async (t) => {
   await resumedDuringTakeover(t)
 })
 

@@ -53,7 +53,22 @@ pub enum WaitPolicy {
     Skip,
 }
 
+/// Attempts at a record after losing the lease: a holder fenced by its own
+/// check (a pause, renewals starved on a loaded machine) starts over under a
+/// new lease, from the checkpoint, so nothing it did is applied twice.
+const ATTEMPTS: usize = 3;
+
 pub(crate) async fn consolidate_record(field: &Arc<Field>, id: &str, policy: WaitPolicy) -> Result<Outcome> {
+    let mut attempt = 1;
+    loop {
+        match consolidate_once(field, id, policy).await {
+            Err(e) if e.kind == ErrorKind::Fenced && attempt < ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn consolidate_once(field: &Arc<Field>, id: &str, policy: WaitPolicy) -> Result<Outcome> {
     let ctx = &field.ctx;
     let key = field.keys.consolidation_lock(id);
     let terms = lease::terms(&ctx.options);
@@ -121,6 +136,9 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         });
         last_value = Some(s.checkpoint.value);
     }
+    // Entries of transactions already applied go last: a recheck among them is
+    // what brings a consolidation back here if the repair below fails.
+    let mut stale: Vec<PendingEntry> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let (pending, next) = next_chunk(field, id, &mut cursor).await?;
@@ -131,8 +149,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         let txns = resolve(field, &heads).await?;
         // An object already marked applied (a keyed retry re-created its entry) only loses its entries.
         let (done, todo): (Vec<_>, Vec<_>) = pending.into_iter().zip(txns).partition(|(_, t)| t.applied);
-        let stale: Vec<PendingEntry> = done.into_iter().flat_map(|(p, _)| p.all).collect();
-        delete_entries(field, &stale).await?;
+        stale.extend(done.into_iter().flat_map(|(p, _)| p.all));
         let entries: Vec<PendingEntry> = todo.iter().flat_map(|(p, _)| p.all.iter().cloned()).collect();
         let txns: Vec<Transaction> = todo.into_iter().map(|(_, t)| t).collect();
         if !txns.is_empty() {
@@ -176,6 +193,7 @@ async fn run_locked(field: &Field, id: &str, guard: &LeaseGuard) -> Result<Outco
         (None, Some(s)) => repair(field, id, s.checkpoint.value, guard).await?,
         (None, None) => read_current(field, id).await?.or_zero(),
     };
+    delete_entries(field, &stale).await?;
     Ok(Outcome { value, applied, skipped: false })
 }
 
