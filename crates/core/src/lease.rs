@@ -43,9 +43,13 @@ impl LeaseGuard {
         let task = {
             let (store, clock, lease, lost) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&lease), Arc::clone(&lost));
             tokio::spawn(async move {
+                // Renewals start every period however long each takes (not a sleep after
+                // each), so a slow server costs the lease one renewal's latency, not the sum.
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(period) => {}
+                        _ = ticks.tick() => {}
                         _ = stopped.changed() => return,
                     }
                     let current = lease.lock().unwrap().clone();
