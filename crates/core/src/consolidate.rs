@@ -5,8 +5,9 @@
 //!    forward first.
 //! 3. List the record's pending entries (one LIST per 1000), keep those the
 //!    window admits, reduce them onto the record's current value.
-//! 4. Write the intent (CAS), write the record, mark the transactions
-//!    applied, delete their entries, write the clean checkpoint (CAS).
+//! 4. Write the intent (CAS), write the record, check the lease again, mark
+//!    the transactions applied, delete their entries, write the clean
+//!    checkpoint (CAS). A holder fenced on the way starts over (`ATTEMPTS`).
 //!
 //! A crash anywhere leaves either nothing (before the intent) or an intent
 //! whose roll-forward is idempotent: it writes an absolute value, never a delta.
