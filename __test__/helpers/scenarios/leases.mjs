@@ -100,7 +100,8 @@ export async function pausedHolder(t) {
   const lateWrite = a.next('record-write', (m) => m.phase !== 'start' && m.id === id && m.value === fold(first), 60_000)
   t.true(a.resume(), 'SIGCONT')
   await a.call('releaseRecordWrites')
-  const lateLanded = (await lateWrite).phase === 'done'
+  const lateOutcome = await lateWrite
+  const lateLanded = lateOutcome.phase === 'done'
   const late = await withTimeout(settled, 60_000, "the resumed holder's consolidate()")
   // Fenced right after its late write, the resumed holder starts over under a new lease
   // and repairs the record itself; a background run would too (it left a recheck).
@@ -122,7 +123,7 @@ export async function pausedHolder(t) {
   if (lateLanded) t.true(repaired.some((r) => r.id === id && r.found === fold(first) && r.value === expected), 'the repair was reported')
   console.log(
     `SIGSTOP past the lease: the other process took over after ${tookOverAfter} ms and reached ${other.value}; after SIGCONT the paused holder's late write ` +
-      `${lateLanded ? 'landed' : 'failed in s3db.js after the pause (its PUT may still have landed)'}; the resumed holder's consolidate() ` +
+      `${lateLanded ? 'landed' : `failed in s3db.js (${lateOutcome.message}; its PUT may still have landed)`}; the resumed holder's consolidate() ` +
       `${late.ok ? `retried under a new lease and resolved ${late.value.value}` : `rejected with ${late.error.code}: ${late.error.message}`}; ` +
       `record-repaired reported ${repaired.length} time(s); background runs visited ${runs.map((r) => r[0].recordCount).join(' and ')} records; record ${afterBackground}`,
   )
