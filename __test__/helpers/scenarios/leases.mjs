@@ -54,18 +54,25 @@ export async function leaseRecovery(t, { rounds = 1, bound = 20_000 } = {}) {
 // ---------------------------------------------------------------------------
 // 7. SIGSTOP past the lease
 
-export async function pausedHolder(t) {
+/**
+ * A fresh prefix, the test's own Database, a worker pool, and the connection string
+ * a process to be SIGSTOPped uses: through a (fault-free) proxy that buffers whole
+ * requests, so a process frozen mid-request can never stall the single-threaded server.
+ */
+async function pausableSetup(t) {
   const cs = await s3ConnectionString()
   const parent = await parentDb(t, cs)
   const pool = workerPool(t)
-  // The paused process talks to S3 through a (fault-free) proxy that buffers whole
-  // requests, so a process frozen mid-request can never stall the single-threaded server.
   const proxy = await startFaultProxy({ target: endpointOf(cs) })
   t.teardown(() => proxy.close())
   const { bucket, prefix } = bucketAndPrefix(cs)
-  const plugin = { autoConsolidate: false, lockHeartbeat: 1 }
+  return { cs, parent, pool, pausedCs: proxy.connectionString(bucket, prefix), plugin: { autoConsolidate: false, lockHeartbeat: 1 } }
+}
+
+export async function pausedHolder(t) {
+  const { cs, parent, pool, pausedCs, plugin } = await pausableSetup(t)
   const [a, b] = await Promise.all([
-    pool.spawn({ connectionString: proxy.connectionString(bucket, prefix), plugin, name: 'paused' }),
+    pool.spawn({ connectionString: pausedCs, plugin, name: 'paused' }),
     pool.spawn({ connectionString: cs, plugin, name: 'other' }),
   ])
   await Promise.all([a.call('subscribe', ['record-repaired']), b.call('subscribe', ['record-repaired'])])
@@ -214,15 +221,9 @@ export async function asyncSkip(t) {
  * the caller: how A's and B's consolidate() calls ended.
  */
 export async function resumedDuringTakeover(t) {
-  const cs = await s3ConnectionString()
-  const parent = await parentDb(t, cs)
-  const pool = workerPool(t)
-  const proxy = await startFaultProxy({ target: endpointOf(cs) })
-  t.teardown(() => proxy.close())
-  const { bucket, prefix } = bucketAndPrefix(cs)
-  const plugin = { autoConsolidate: false, lockHeartbeat: 1 }
+  const { cs, parent, pool, pausedCs, plugin } = await pausableSetup(t)
   const [a, b, c] = await Promise.all([
-    pool.spawn({ connectionString: proxy.connectionString(bucket, prefix), plugin, name: 'paused' }),
+    pool.spawn({ connectionString: pausedCs, plugin, name: 'paused' }),
     pool.spawn({ connectionString: cs, plugin, name: 'successor' }),
     pool.spawn({ connectionString: cs, plugin: { autoConsolidate: false }, name: 'third' }),
   ])
