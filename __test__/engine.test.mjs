@@ -9,6 +9,26 @@ test.after.always(stopS3Server)
 const HOUR = 3_600_000
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+/** Delays every record write the plugin makes (resource.update/insert) by `ms`, counting them. */
+function slowRecordWrites(w, ms) {
+  const writes = { started: 0, finished: 0, inFlight: 0, peak: 0 }
+  for (const method of ['update', 'insert']) {
+    const original = w[method].bind(w)
+    w[method] = async (...args) => {
+      writes.started++
+      writes.peak = Math.max(writes.peak, ++writes.inFlight)
+      await sleep(ms)
+      try {
+        return await original(...args)
+      } finally {
+        writes.inFlight--
+        writes.finished++
+      }
+    }
+  }
+  return writes
+}
+
 /** Collects `consolidated` stats until runs have applied `applied` transactions in all. */
 function runsApplying(plugin, applied, ms = 15_000) {
   return new Promise((resolve, reject) => {
@@ -74,25 +94,13 @@ for (const backend of backends) {
     await db.usePlugin(plugin)
     for (let i = 0; i < 6; i++) await w.add(`r${i}`, i)
     // Slow record writes keep the run in flight while stop() is called.
-    const update = w.update.bind(w)
-    const insert = w.insert.bind(w)
-    let started = 0
-    let finished = 0
-    const slow = (fn) => async (...args) => {
-      started++
-      await sleep(150)
-      const r = await fn(...args)
-      finished++
-      return r
-    }
-    w.update = slow(update)
-    w.insert = slow(insert)
-    while (started === 0) await sleep(20)
+    const writes = slowRecordWrites(w, 150)
+    while (writes.started === 0) await sleep(20)
     await plugin.stop()
-    t.is(finished, started, 'every record write the run started had finished when stop() resolved')
-    const after = finished
+    t.is(writes.finished, writes.started, 'every record write the run started had finished when stop() resolved')
+    const after = writes.finished
     await sleep(900)
-    t.is(finished, after, 'no run after stop()')
+    t.is(writes.finished, after, 'no run after stop()')
   })
 
   test(name('stop() waits for consolidate() calls in flight, so a disconnect after it cannot strand one'), async (t) => {
@@ -102,19 +110,10 @@ for (const backend of backends) {
     await db.usePlugin(plugin)
     await w.add('r1', 5)
     await w.add('r2', 7)
-    const update = w.update.bind(w)
-    const insert = w.insert.bind(w)
-    let writing = 0
-    const slow = (fn) => async (...args) => {
-      writing++
-      await sleep(300)
-      return fn(...args)
-    }
-    w.update = slow(update)
-    w.insert = slow(insert)
+    const writes = slowRecordWrites(w, 300)
     const settled = []
     const calls = ['r1', 'r2'].map((id) => w.consolidate(id).then((v) => settled.push([id, v])))
-    while (writing === 0) await sleep(10)
+    while (writes.started === 0) await sleep(10)
     await plugin.stop()
     t.deepEqual(settled.sort(), [['r1', 5], ['r2', 7]], 'both consolidations had finished when stop() resolved')
     await Promise.all(calls)
@@ -128,21 +127,10 @@ for (const backend of backends) {
       const plugin = new EventualConsistencyPlugin({ resource: 'wallets', field: 'balance', autoConsolidate: false, consolidationConcurrency: concurrency })
       await db.usePlugin(plugin)
       for (let i = 0; i < 8; i++) await w.add(`r${i}`, 1)
-      let inFlight = 0
-      let peak = 0
-      const insert = w.insert.bind(w)
-      w.insert = async (...args) => {
-        peak = Math.max(peak, ++inFlight)
-        await sleep(200)
-        try {
-          return await insert(...args)
-        } finally {
-          inFlight--
-        }
-      }
+      const writes = slowRecordWrites(w, 200)
       const [stats] = await plugin.runConsolidation()
       t.is(stats.recordCount, 8)
-      t.is(peak, concurrency, `concurrency ${concurrency}`)
+      t.is(writes.peak, concurrency, `concurrency ${concurrency}`)
     }
   })
 
