@@ -200,24 +200,30 @@ impl ec_core::host::RecordHost for GatedHost {
     }
 }
 
+/// Heartbeats far apart, so a holder's renewal never runs during a test: leases
+/// expire only when the test moves the manual clock.
+fn no_renewals() -> serde_json::Value {
+    json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 20, "lockTimeout": 300 })
+}
+
+fn spawn_consolidate(field: &Arc<ec_core::engine::Field>, id: &'static str) -> tokio::task::JoinHandle<ec_core::Result<ec_core::consolidate::Outcome>> {
+    let field = field.clone();
+    tokio::spawn(async move { field.consolidate(id, WaitPolicy::Wait).await })
+}
+
 #[tokio::test]
 async fn a_holder_paused_past_its_lease_is_fenced_and_a_background_run_repairs_its_late_write() {
     let store = MemoryStore::new();
     let records = MemoryHost::new(store.clone());
     let clock = clock();
-    // Heartbeats far apart: the paused holder's renewal never runs during the test.
-    let options = json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 20, "lockTimeout": 300 });
     // The paused holder's retry cannot write: the recheck it left is what repairs the record.
     let gated = GatedHost::new(&records, true);
-    let (_a, paused) = engine_with(store.clone(), gated.clone(), clock.clone(), options.clone(), "paused");
-    let (_b, successor) = engine_with(store.clone(), records.clone(), clock.clone(), options, "successor");
+    let (_a, paused) = engine_with(store.clone(), gated.clone(), clock.clone(), no_renewals(), "paused");
+    let (_b, successor) = engine_with(store.clone(), records.clone(), clock.clone(), no_renewals(), "successor");
     records.seed("w1", 0.0).await;
     paused.write(req("w1", Operation::Add, 75.0)).await.unwrap();
 
-    let late = tokio::spawn({
-        let paused = paused.clone();
-        async move { paused.consolidate("w1", WaitPolicy::Wait).await }
-    });
+    let late = spawn_consolidate(&paused, "w1");
     gated.entered.notified().await;
     clock.advance(120_000); // well past the 60 s lease
     successor.write(req("w1", Operation::Add, 95.0)).await.unwrap();
@@ -240,24 +246,17 @@ async fn a_holder_resumed_before_its_successor_finishes_is_the_one_fenced_and_re
     let store = MemoryStore::new();
     let records = MemoryHost::new(store.clone());
     let clock = clock();
-    let options = json!({ "resource": "wallets", "field": "balance", "lockHeartbeat": 20, "lockTimeout": 300 });
     let gated_a = GatedHost::new(&records, false);
     let gated_b = GatedHost::new(&records, false);
-    let (_a, paused) = engine_with(store.clone(), gated_a.clone(), clock.clone(), options.clone(), "paused");
-    let (_b, successor) = engine_with(store.clone(), gated_b.clone(), clock.clone(), options, "successor");
+    let (_a, paused) = engine_with(store.clone(), gated_a.clone(), clock.clone(), no_renewals(), "paused");
+    let (_b, successor) = engine_with(store.clone(), gated_b.clone(), clock.clone(), no_renewals(), "successor");
     records.seed("w1", 0.0).await;
     paused.write(req("w1", Operation::Add, 42.0)).await.unwrap();
-    let a = tokio::spawn({
-        let paused = paused.clone();
-        async move { paused.consolidate("w1", WaitPolicy::Wait).await }
-    });
+    let a = spawn_consolidate(&paused, "w1");
     gated_a.entered.notified().await;
     clock.advance(120_000);
     successor.write(req("w1", Operation::Add, 459.0)).await.unwrap();
-    let b = tokio::spawn({
-        let successor = successor.clone();
-        async move { successor.consolidate("w1", WaitPolicy::Wait).await }
-    });
+    let b = spawn_consolidate(&successor, "w1");
     // The successor is inside its roll-forward write of the paused holder's intent; the paused holder resumes.
     gated_b.entered.notified().await;
     gated_a.gate.add_permits(10);
