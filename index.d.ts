@@ -294,7 +294,7 @@ export class EventualConsistencyPlugin extends EventEmitter {
   setInstanceName(name: string): void
   install(database: unknown): Promise<void>
   start(): Promise<void>
-  /** Stops background work (waiting for a run in flight) and writes batched transactions. */
+  /** Stops background work, waits for the run and the consolidate() calls in flight (at most lockTimeout), and writes batched transactions. */
   stop(): Promise<void>
   uninstall(options?: { purgeData?: boolean }): Promise<void>
 

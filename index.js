@@ -88,7 +88,7 @@ class EventualConsistencyPlugin extends EventEmitter {
     }
   }
 
-  /** Stops background consolidation (waiting for a run in flight) and writes batched transactions. */
+  /** Stops background work, waits for the run and the calls in flight (at most lockTimeout), and writes batched transactions. */
   async stop() {
     if (this._stopped) return
     this._stopped = true
